@@ -1,0 +1,49 @@
+//! `heimdall-agent`: the systemd service on the game VM. Configuration from `HEIMDALL_*`
+//! environment variables (see `agent/README.md`); SIGTERM or SIGINT stops it cleanly.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use heimdall_agent::{run, AgentConfig};
+
+/// The flag `run` watches, reachable from the signal handler.
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_signal(_signal: libc::c_int) {
+    // Only an atomic load and store: safe inside a signal handler.
+    if let Some(stop) = STOP.get() {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn install_signal_handlers() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only touches an atomic that is initialised before this call.
+        unsafe {
+            libc::signal(signal, handler);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let config = match AgentConfig::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("heimdall-agent: configuration: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = STOP
+        .get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone();
+    install_signal_handlers();
+    match run(config, stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("heimdall-agent: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

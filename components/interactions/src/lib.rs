@@ -1,0 +1,148 @@
+//! Discord's interactions endpoint: verify the signature, turn a slash command into an event on
+//! the queue, answer Discord at once, then kick reactions so the work starts right away.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use heimdall_azure_storage::{check, Account, Endpoint, Queue};
+use heimdall_discord::{interaction::MAX_BODY, parse, Access, Incoming, Reply, Verifier};
+use heimdall_events::{Command, Envelope, EventBody};
+use heimdall_spin_io::{answer, send, text, variable};
+use spin_sdk::http::conversions::TryFromIncomingRequest;
+use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+
+/// The queue that reactions consumes.
+const EVENTS_QUEUE: &str = "events";
+const KICK_URL: &str = "http://reactions.spin.internal/reactions/kick";
+
+#[spin_sdk::http_component]
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    let (response, queued) = match Request::try_from_incoming_request(incoming).await {
+        Ok(request) => respond(&request).await,
+        Err(e) => (text(400, &format!("unreadable request: {e}")), false),
+    };
+    answer(out, response).await;
+    if queued {
+        kick().await;
+    }
+}
+
+/// The answer to Discord, and whether an event was queued.
+async fn respond(request: &Request) -> (Response, bool) {
+    if *request.method() != Method::Post {
+        return (text(405, "only POST"), false);
+    }
+    if request.body().len() > MAX_BODY {
+        return (text(413, "interaction body too large"), false);
+    }
+    let verifier = match variable("discord_public_key")
+        .and_then(|k| Verifier::new(&k).map_err(anyhow::Error::msg))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("interactions: configuration: {e:#}");
+            return (text(500, "not configured"), false);
+        }
+    };
+    let header = |name| request.header(name).and_then(|v| v.as_str());
+    let verified = verifier.verify(
+        header("x-signature-ed25519"),
+        header("x-signature-timestamp"),
+        request.body(),
+        now().as_secs(),
+    );
+    if let Err(e) = verified {
+        eprintln!("interactions: refused: {e}");
+        return (text(401, "invalid request signature"), false);
+    }
+    let application_id = variable("discord_application_id").unwrap_or_default();
+    match parse(request.body(), &application_id) {
+        Ok(Incoming::Ping) => (reply(Reply::Pong), false),
+        Ok(Incoming::Command(command)) => accept(command).await,
+        Err(e) => {
+            eprintln!("interactions: bad interaction: {e}");
+            (text(400, &e.to_string()), false)
+        }
+    }
+}
+
+/// Checks who asked, queues the command, and says what happens next.
+async fn accept(command: Command) -> (Response, bool) {
+    let access = Access::from_settings(
+        &variable("allowed_guild_id").unwrap_or_default(),
+        &variable("operator_role_ids").unwrap_or_default(),
+    );
+    if let Err(refusal) = access.check(&command) {
+        return (reply(Reply::Private(refusal)), false);
+    }
+    let kind = command.kind.name();
+    let who = command.requester.name.clone();
+    match enqueue(command).await {
+        Ok(()) => (
+            reply(Reply::Message(format!("🪄 /{kind} received from {who}…"))),
+            true,
+        ),
+        Err(e) => {
+            eprintln!("interactions: could not queue /{kind}: {e:#}");
+            let sorry = "⚠️ Could not reach the server queue; please try again in a minute.";
+            (reply(Reply::Private(sorry.into())), false)
+        }
+    }
+}
+
+async fn enqueue(command: Command) -> anyhow::Result<()> {
+    let account = variable("storage_account")?;
+    let queue = Queue::new(
+        Account::new(&account, &variable("storage_key")?)?,
+        Endpoint::new(&variable("queue_endpoint")?, &account)?,
+        EVENTS_QUEUE,
+    );
+    // The interaction id is unique and stable: a duplicate delivery maps to the same event.
+    let id = format!("cmd-{}", command.reply.interaction_id);
+    let envelope = Envelope::new(
+        id,
+        variable("server_id")?,
+        now().as_millis() as u64,
+        EventBody::Command(command),
+    );
+    let response = send(queue.put_message(&envelope.to_json(), SystemTime::now())).await?;
+    check(&response).context("put message")?;
+    Ok(())
+}
+
+/// Asks reactions to take the new event now. A failed kick costs only latency: the scheduled
+/// tick picks the event up.
+async fn kick() {
+    let result = async {
+        let request = http::Request::post(KICK_URL)
+            .header(
+                "authorization",
+                format!("Bearer {}", variable("app_secret")?),
+            )
+            .body(Vec::new())?;
+        let response = send(request).await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "kick answered {}",
+            response.status()
+        );
+        Ok::<_, anyhow::Error>(())
+    };
+    if let Err(e) = result.await {
+        eprintln!("interactions: kick failed (the tick will catch up): {e:#}");
+    }
+}
+
+fn reply(reply: Reply) -> Response {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(reply.to_json())
+        .build()
+}
+
+fn now() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}

@@ -1,0 +1,187 @@
+//! Draining the events queue: each message is applied to the state once, its effects carried
+//! out, and only then deleted. A message that keeps failing goes to the poison queue.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use heimdall_azure_storage::{check, queue::parse_messages, ReceivedMessage};
+use heimdall_events::{Envelope, EventBody};
+use heimdall_server_state::{Effect, EffectKind, Input};
+use heimdall_spin_io::send;
+
+use crate::config::Config;
+use crate::effects;
+use crate::store::{self, Stored};
+
+/// Messages taken per Get Messages call.
+const BATCH: u8 = 16;
+/// Get Messages calls per invocation, so one invocation stays short.
+const MAX_BATCHES: usize = 8;
+/// How long a taken message stays hidden from other invocations.
+const VISIBILITY_S: u32 = 60;
+/// A message delivered more often than this is set aside (DESIGN: above 5).
+const MAX_DELIVERIES: u32 = 5;
+/// Effects left in the outbox this long are retried by the tick.
+const RETRY_AGE_MS: u64 = 10_000;
+/// Bound on effect → outcome → effect chains for one event.
+const MAX_ROUNDS: usize = 16;
+
+#[derive(Default, serde::Serialize)]
+pub(crate) struct Report {
+    pub processed: u32,
+    pub poisoned: u32,
+    pub effects_done: u32,
+    pub effects_failed: u32,
+}
+
+pub(crate) async fn run(config: &Config, tick: bool) -> anyhow::Result<Report> {
+    let mut stored = store::load(config).await?;
+    let mut report = Report::default();
+    for _ in 0..MAX_BATCHES {
+        let response = send(
+            config
+                .events
+                .get_messages(BATCH, VISIBILITY_S, SystemTime::now()),
+        )
+        .await?;
+        check(&response).context("get messages")?;
+        let messages = parse_messages(response.body())?;
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            take(config, &mut stored, message, &mut report).await?;
+        }
+    }
+    if tick {
+        let now = now_ms();
+        let tick = Envelope::new(
+            format!("tick-{now}"),
+            config.server_id.clone(),
+            now,
+            EventBody::Tick,
+        );
+        process(config, &mut stored, Input::Event(tick), &mut report).await?;
+        let stale = stored.state.stale_effects(now, RETRY_AGE_MS);
+        run_effects(config, &mut stored, stale, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// Applies one queue message and deletes it; a storage failure leaves it for redelivery.
+async fn take(
+    config: &Config,
+    stored: &mut Stored,
+    message: ReceivedMessage,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    match decode(config, &message) {
+        Ok(envelope) => {
+            process(config, stored, Input::Event(envelope), report).await?;
+            report.processed += 1;
+        }
+        Err(reason) => {
+            set_aside(config, stored, &message, &reason).await?;
+            report.poisoned += 1;
+        }
+    }
+    let response = send(config.events.delete_message(&message, SystemTime::now())).await?;
+    check(&response).context("delete message")?;
+    Ok(())
+}
+
+fn decode(config: &Config, message: &ReceivedMessage) -> Result<Envelope, String> {
+    if message.dequeue_count > MAX_DELIVERIES {
+        return Err(format!(
+            "delivered {} times without success",
+            message.dequeue_count
+        ));
+    }
+    let payload = message.payload().map_err(|e| e.to_string())?;
+    let envelope = Envelope::from_json(&payload).map_err(|e| e.to_string())?;
+    if envelope.server != config.server_id {
+        return Err(format!("event for another server `{}`", envelope.server));
+    }
+    Ok(envelope)
+}
+
+/// Moves a message to the poison queue and says so, in the log and in Discord.
+async fn set_aside(
+    config: &Config,
+    stored: &Stored,
+    message: &ReceivedMessage,
+    reason: &str,
+) -> anyhow::Result<()> {
+    eprintln!("reactions: message {} set aside: {reason}", message.id);
+    let response = send(config.poison.put_message(&message.text, SystemTime::now())).await?;
+    check(&response).context("put message on the poison queue")?;
+    if let Some(channel_id) = stored.state.channel_id.clone() {
+        let content = format!(
+            "⚠️ An event could not be processed and was set aside for the server owner ({reason})."
+        );
+        let notice = EffectKind::PostMessage {
+            channel_id,
+            content,
+        };
+        if let Err(e) = effects::execute(config, &notice).await {
+            eprintln!("reactions: could not report the poison message: {e:#}");
+        }
+    }
+    Ok(())
+}
+
+/// Applies an input, carries out its effects, and feeds their outcomes back in.
+async fn process(
+    config: &Config,
+    stored: &mut Stored,
+    input: Input,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut inputs = vec![input];
+    for _ in 0..MAX_ROUNDS {
+        let Some(input) = inputs.pop() else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let effects =
+            store::commit(config, stored, |state| state.apply(input.clone(), now)).await?;
+        inputs.extend(run_effects(config, stored, effects, report).await?);
+    }
+    eprintln!("reactions: stopped following effects after {MAX_ROUNDS} rounds");
+    Ok(())
+}
+
+/// Carries out effects in order; the ones that fail stay in the outbox for the tick to retry.
+async fn run_effects(
+    config: &Config,
+    stored: &mut Stored,
+    effects: Vec<Effect>,
+    report: &mut Report,
+) -> anyhow::Result<Vec<Input>> {
+    let mut done = Vec::new();
+    let mut outcomes = Vec::new();
+    for effect in effects {
+        match effects::execute(config, &effect.kind).await {
+            Ok(outcome) => {
+                done.push(effect.id);
+                outcomes.extend(outcome);
+                report.effects_done += 1;
+            }
+            Err(e) => {
+                eprintln!("reactions: effect {} failed, will retry: {e:#}", effect.id);
+                report.effects_failed += 1;
+            }
+        }
+    }
+    if !done.is_empty() {
+        store::commit(config, stored, |state| state.done(&done)).await?;
+    }
+    Ok(outcomes)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,43 @@
+//! Reactions: the app's worker. Kicked right after new events are queued and ticked about once a
+//! minute, it takes events off the queue, applies them to the game server's state, and carries
+//! out the resulting effects (Discord messages, scaler calls).
+
+mod config;
+mod effects;
+mod inbox;
+mod store;
+
+use heimdall_spin_io::{has_bearer, json, text, variable};
+use spin_sdk::http::{Method, Request, Response};
+
+use crate::config::Config;
+
+#[spin_sdk::http_component]
+async fn handle(request: Request) -> Response {
+    let secret = variable("app_secret").unwrap_or_default();
+    if !has_bearer(&request, &secret) {
+        return text(401, "missing or wrong bearer secret");
+    }
+    if *request.method() != Method::Post {
+        return text(405, "only POST");
+    }
+    let tick = match request.path().rsplit('/').next() {
+        Some("kick") => false,
+        Some("tick") => true,
+        _ => return text(404, "no such route; use /reactions/kick or /reactions/tick"),
+    };
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("reactions: configuration: {e:#}");
+            return text(500, "not configured");
+        }
+    };
+    match inbox::run(&config, tick).await {
+        Ok(report) => json(200, &report),
+        Err(e) => {
+            eprintln!("reactions: {e:#}");
+            text(503, "could not process events now; will retry")
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Queue REST: create, put, get (dequeue with a visibility timeout), delete.
+
+use std::time::SystemTime;
+
+use base64::Engine as _;
+
+use crate::request::{encode_segment, Call, Service};
+use crate::{Account, Endpoint, StorageError};
+
+/// Messages above this size are refused by the service (64 KiB of Base64 text).
+pub const MAX_MESSAGE_TEXT: usize = 64 * 1024;
+
+/// One queue of an account.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    account: Account,
+    endpoint: Endpoint,
+    name: String,
+}
+
+/// A message taken off the queue. It stays invisible until its visibility timeout ends and must
+/// be deleted with its pop receipt once its effects are done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub id: String,
+    pub pop_receipt: String,
+    /// 1 on first delivery; grows with each redelivery (poison detection).
+    pub dequeue_count: u32,
+    /// The message text as stored (Base64 of what was put).
+    pub text: String,
+}
+
+impl ReceivedMessage {
+    /// The bytes that were put, decoding the Base64 that [`Queue::put_message`] applies.
+    pub fn payload(&self) -> Result<Vec<u8>, StorageError> {
+        base64::engine::general_purpose::STANDARD
+            .decode(self.text.trim())
+            .map_err(|_| StorageError::Malformed(format!("message {} is not Base64", self.id)))
+    }
+}
+
+impl Queue {
+    pub fn new(account: Account, endpoint: Endpoint, name: &str) -> Queue {
+        Queue {
+            account,
+            endpoint,
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Create Queue: 201 when created, 204 when it already exists with no metadata.
+    pub fn create(&self, now: SystemTime) -> http::Request<Vec<u8>> {
+        self.call("PUT", format!("/{}", self.name), vec![], vec![])
+            .build(&self.account, &self.endpoint, now)
+    }
+
+    /// Put Message. The text is Base64-encoded so that any bytes survive the XML body.
+    pub fn put_message(&self, text: &str, now: SystemTime) -> http::Request<Vec<u8>> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        let body = format!("<QueueMessage><MessageText>{encoded}</MessageText></QueueMessage>");
+        let mut call = self.call("POST", self.messages(), vec![], body.into_bytes());
+        call.content_type = "application/xml";
+        call.build(&self.account, &self.endpoint, now)
+    }
+
+    /// Get Messages: up to `max` (1..=32) messages, hidden for `visibility_timeout_s` seconds.
+    pub fn get_messages(
+        &self,
+        max: u8,
+        visibility_timeout_s: u32,
+        now: SystemTime,
+    ) -> http::Request<Vec<u8>> {
+        let query = vec![
+            ("numofmessages", max.clamp(1, 32).to_string()),
+            ("visibilitytimeout", visibility_timeout_s.max(1).to_string()),
+        ];
+        self.call("GET", self.messages(), query, vec![])
+            .build(&self.account, &self.endpoint, now)
+    }
+
+    /// Peek Messages: up to `max` messages without taking them (no pop receipt, no count).
+    pub fn peek_messages(&self, max: u8, now: SystemTime) -> http::Request<Vec<u8>> {
+        let query = vec![
+            ("numofmessages", max.clamp(1, 32).to_string()),
+            ("peekonly", "true".to_owned()),
+        ];
+        self.call("GET", self.messages(), query, vec![])
+            .build(&self.account, &self.endpoint, now)
+    }
+
+    /// Delete Message with the pop receipt of its latest dequeue.
+    pub fn delete_message(
+        &self,
+        message: &ReceivedMessage,
+        now: SystemTime,
+    ) -> http::Request<Vec<u8>> {
+        let resource = format!("{}/{}", self.messages(), encode_segment(&message.id));
+        let query = vec![("popreceipt", message.pop_receipt.clone())];
+        self.call("DELETE", resource, query, vec![])
+            .build(&self.account, &self.endpoint, now)
+    }
+
+    fn messages(&self) -> String {
+        format!("/{}/messages", self.name)
+    }
+
+    fn call<'a>(
+        &self,
+        method: &'a str,
+        resource: String,
+        query: Vec<(&'a str, String)>,
+        body: Vec<u8>,
+    ) -> Call<'a> {
+        Call {
+            service: Service::Queue,
+            method,
+            resource,
+            query,
+            body,
+            content_type: "",
+            if_match: None,
+            extra: vec![],
+        }
+    }
+}
+
+/// Parses the `QueueMessagesList` body of Get Messages.
+pub fn parse_messages(body: &[u8]) -> Result<Vec<ReceivedMessage>, StorageError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| StorageError::Malformed("message list is not UTF-8".into()))?;
+    let doc = roxmltree::Document::parse(text)
+        .map_err(|e| StorageError::Malformed(format!("message list is not XML: {e}")))?;
+    doc.root_element()
+        .children()
+        .filter(|n| n.has_tag_name("QueueMessage"))
+        .map(parse_message)
+        .collect()
+}
+
+/// Parses the body of Peek Messages, which has no pop receipts: the message texts, oldest first.
+pub fn parse_peeked(body: &[u8]) -> Result<Vec<String>, StorageError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| StorageError::Malformed("message list is not UTF-8".into()))?;
+    let doc = roxmltree::Document::parse(text)
+        .map_err(|e| StorageError::Malformed(format!("message list is not XML: {e}")))?;
+    Ok(doc
+        .descendants()
+        .filter(|n| n.has_tag_name("MessageText"))
+        .map(|n| n.text().unwrap_or_default().to_owned())
+        .collect())
+}
+
+fn parse_message(node: roxmltree::Node) -> Result<ReceivedMessage, StorageError> {
+    let field = |name: &str| {
+        node.children()
+            .find(|n| n.has_tag_name(name))
+            .map(|n| n.text().unwrap_or_default().to_owned())
+            .ok_or_else(|| StorageError::Malformed(format!("queue message without {name}")))
+    };
+    let dequeue_count = field("DequeueCount")?
+        .trim()
+        .parse()
+        .map_err(|_| StorageError::Malformed("DequeueCount is not a number".into()))?;
+    Ok(ReceivedMessage {
+        id: field("MessageId")?,
+        pop_receipt: field("PopReceipt")?,
+        dequeue_count,
+        text: field("MessageText")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEV_KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    fn queue() -> Queue {
+        let account = Account::new("devstoreaccount1", DEV_KEY).unwrap();
+        let endpoint = Endpoint::new("http://127.0.0.1:10001", "devstoreaccount1").unwrap();
+        Queue::new(account, endpoint, "events")
+    }
+
+    #[test]
+    fn parses_the_contract_example() {
+        let body = include_bytes!(
+            "../../../../shared/contracts/examples/azure-queue/get-messages-response.xml"
+        );
+        let messages = parse_messages(body).unwrap();
+        assert_eq!(messages.len(), 1);
+        let m = &messages[0];
+        assert_eq!(m.id, "5974b586-0df3-4e2d-ad0c-18e3892bfca2");
+        assert_eq!(m.dequeue_count, 1);
+        assert_eq!(m.payload().unwrap(), b"<test>this is a test message</test>");
+    }
+
+    #[test]
+    fn put_message_body_matches_the_contract_shape() {
+        let request = queue().put_message("<hi & bye>", SystemTime::UNIX_EPOCH);
+        assert_eq!(request.method(), "POST");
+        assert_eq!(
+            request.uri(),
+            "http://127.0.0.1:10001/devstoreaccount1/events/messages"
+        );
+        let body = String::from_utf8(request.body().clone()).unwrap();
+        assert_eq!(
+            body,
+            "<QueueMessage><MessageText>PGhpICYgYnllPg==</MessageText></QueueMessage>"
+        );
+        let auth = request.headers()["authorization"].to_str().unwrap();
+        assert!(auth.starts_with("SharedKey devstoreaccount1:"));
+        assert_eq!(request.headers()["x-ms-date"], "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn delete_encodes_the_pop_receipt() {
+        let message = ReceivedMessage {
+            id: "abc".into(),
+            pop_receipt: "AgAAAAEAAAApAAAAGIw6Q29bzAE=".into(),
+            dequeue_count: 1,
+            text: String::new(),
+        };
+        let request = queue().delete_message(&message, SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            request.uri().query(),
+            Some("popreceipt=AgAAAAEAAAApAAAAGIw6Q29bzAE%3D")
+        );
+    }
+
+    #[test]
+    fn get_clamps_the_count() {
+        let request = queue().get_messages(200, 0, SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            request.uri().query(),
+            Some("numofmessages=32&visibilitytimeout=1")
+        );
+    }
+
+    #[test]
+    fn malformed_lists_are_errors() {
+        assert!(parse_messages(b"not xml").is_err());
+        let missing = b"<QueueMessagesList><QueueMessage><MessageId>x</MessageId></QueueMessage></QueueMessagesList>";
+        assert!(parse_messages(missing).is_err());
+        assert_eq!(
+            parse_messages(b"<QueueMessagesList/>").unwrap(),
+            Vec::<ReceivedMessage>::new()
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! Reading an interaction request and writing the immediate answer.
+
+use heimdall_events::{Command, CommandKind, InteractionReply, Requester};
+use serde::Deserialize;
+
+/// Interaction bodies above this size are refused before parsing (Discord's are a few KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+const PING: u8 = 1;
+const APPLICATION_COMMAND: u8 = 2;
+/// Message flag: only the invoking user sees the message.
+const EPHEMERAL: u32 = 1 << 6;
+
+/// What an interaction request asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Ping,
+    /// One of our slash commands, ready to put on the queue.
+    Command(Command),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not an interaction: {0}")]
+    Malformed(String),
+    #[error("interaction type {0} is not handled")]
+    UnsupportedType(u8),
+    #[error("unknown command /{0}")]
+    UnknownCommand(String),
+}
+
+#[derive(Deserialize)]
+struct RawInteraction {
+    #[serde(rename = "type")]
+    kind: u8,
+    #[serde(default)]
+    id: String,
+    application_id: Option<String>,
+    #[serde(default)]
+    token: String,
+    data: Option<RawData>,
+    guild_id: Option<String>,
+    channel_id: Option<String>,
+    channel: Option<RawChannel>,
+    member: Option<RawMember>,
+    user: Option<RawUser>,
+}
+
+#[derive(Deserialize)]
+struct RawData {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct RawChannel {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct RawMember {
+    user: Option<RawUser>,
+    nick: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawUser {
+    id: String,
+    username: String,
+    global_name: Option<String>,
+}
+
+/// Parses a verified interaction body. `application_id` is the app's own id, used when the
+/// body does not carry one.
+pub fn parse(body: &[u8], application_id: &str) -> Result<Incoming, ParseError> {
+    let raw: RawInteraction =
+        serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))?;
+    match raw.kind {
+        PING => Ok(Incoming::Ping),
+        APPLICATION_COMMAND => command(raw, application_id).map(Incoming::Command),
+        other => Err(ParseError::UnsupportedType(other)),
+    }
+}
+
+fn command(raw: RawInteraction, application_id: &str) -> Result<Command, ParseError> {
+    let missing = |what: &str| ParseError::Malformed(format!("command without {what}"));
+    let data = raw.data.ok_or_else(|| missing("data"))?;
+    let kind = CommandKind::from_name(&data.name).ok_or(ParseError::UnknownCommand(data.name))?;
+    let channel_id = raw
+        .channel_id
+        .or(raw.channel.map(|c| c.id))
+        .ok_or_else(|| missing("channel"))?;
+    let requester = requester(raw.member, raw.user).ok_or_else(|| missing("user"))?;
+    if raw.token.is_empty() || raw.id.is_empty() {
+        return Err(missing("id and token"));
+    }
+    Ok(Command {
+        kind,
+        requester,
+        guild_id: raw.guild_id,
+        channel_id,
+        reply: InteractionReply {
+            application_id: raw
+                .application_id
+                .unwrap_or_else(|| application_id.to_owned()),
+            interaction_id: raw.id,
+            token: raw.token,
+        },
+    })
+}
+
+/// In a guild the user is inside `member`; in a DM it is `user`.
+fn requester(member: Option<RawMember>, user: Option<RawUser>) -> Option<Requester> {
+    let (user, nick, roles) = match member {
+        Some(m) => (m.user?, m.nick, m.roles),
+        None => (user?, None, Vec::new()),
+    };
+    let name = nick.or(user.global_name).unwrap_or(user.username);
+    Some(Requester {
+        user_id: user.id,
+        name,
+        roles,
+    })
+}
+
+/// The immediate answer to an interaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Pong,
+    /// A message everyone in the channel sees; reactions edits it later with progress.
+    Message(String),
+    /// A message only the invoking user sees (refusals, errors).
+    Private(String),
+}
+
+impl Reply {
+    /// The JSON body of the interaction response.
+    pub fn to_json(&self) -> Vec<u8> {
+        let value = match self {
+            Reply::Pong => serde_json::json!({ "type": 1 }),
+            Reply::Message(content) => serde_json::json!({
+                "type": 4,
+                "data": { "content": content, "allowed_mentions": { "parse": [] } }
+            }),
+            Reply::Private(content) => serde_json::json!({
+                "type": 4,
+                "data": { "content": content, "flags": EPHEMERAL }
+            }),
+        };
+        value.to_string().into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SLASH: &str =
+        include_str!("../../../../shared/contracts/examples/discord/interaction-application-command-slash.json");
+
+    fn with_name(name: &str) -> Vec<u8> {
+        SLASH.replace("cardsearch", name).into_bytes()
+    }
+
+    #[test]
+    fn reads_the_contract_slash_command() {
+        let Incoming::Command(cmd) = parse(&with_name("start"), "app-1").unwrap() else {
+            panic!("expected a command");
+        };
+        assert_eq!(cmd.kind, CommandKind::Start);
+        assert_eq!(cmd.requester.user_id, "53908232506183680");
+        assert_eq!(cmd.requester.name, "Mason");
+        assert_eq!(cmd.requester.roles, vec!["539082325061836999".to_owned()]);
+        assert_eq!(cmd.guild_id.as_deref(), Some("290926798626357999"));
+        assert_eq!(cmd.channel_id, "645027906669510667");
+        assert_eq!(cmd.reply.token, "A_UNIQUE_TOKEN");
+        assert_eq!(cmd.reply.interaction_id, "786008729715212338");
+        assert_eq!(cmd.reply.application_id, "app-1");
+    }
+
+    #[test]
+    fn reads_ping_and_refuses_the_rest() {
+        assert_eq!(parse(br#"{"type":1}"#, "a").unwrap(), Incoming::Ping);
+        assert_eq!(
+            parse(&with_name("cardsearch"), "a"),
+            Err(ParseError::UnknownCommand("cardsearch".into()))
+        );
+        assert_eq!(
+            parse(br#"{"type":3}"#, "a"),
+            Err(ParseError::UnsupportedType(3))
+        );
+        assert!(matches!(parse(b"[]", "a"), Err(ParseError::Malformed(_))));
+        assert!(matches!(
+            parse(br#"{"type":2,"data":{"name":"start"}}"#, "a"),
+            Err(ParseError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn dm_commands_use_the_user() {
+        let body = br#"{"type":2,"id":"1","token":"t","channel_id":"c","data":{"name":"status"},
+            "user":{"id":"u","username":"ada","global_name":"Ada"}}"#;
+        let Incoming::Command(cmd) = parse(body, "a").unwrap() else {
+            panic!("expected a command");
+        };
+        assert_eq!(cmd.requester.name, "Ada");
+        assert!(cmd.requester.roles.is_empty());
+        assert_eq!(cmd.guild_id, None);
+    }
+
+    #[test]
+    fn replies_have_discords_shapes() {
+        assert_eq!(Reply::Pong.to_json(), br#"{"type":1}"#);
+        let private: serde_json::Value =
+            serde_json::from_slice(&Reply::Private("no".into()).to_json()).unwrap();
+        assert_eq!(private["data"]["flags"], 64);
+        let public: serde_json::Value =
+            serde_json::from_slice(&Reply::Message("hi".into()).to_json()).unwrap();
+        assert_eq!(public["type"], 4);
+        assert_eq!(public["data"]["content"], "hi");
+    }
+}

@@ -1,0 +1,11 @@
+//! Discord without I/O: verifying interaction requests, reading slash commands, writing the
+//! answers, and building the REST requests that report back.
+
+pub mod access;
+pub mod interaction;
+pub mod rest;
+pub mod verify;
+
+pub use access::Access;
+pub use interaction::{parse, Incoming, ParseError, Reply};
+pub use verify::{Verifier, VerifyError};

@@ -1,0 +1,15 @@
+//! The state of one game server and how events change it, without I/O.
+//!
+//! [`ServerState::apply`] takes an [`Input`] (a queue event, or the outcome of an effect the
+//! shell carried out) and returns what to do next as [`Effect`]s. Effects are kept in the
+//! state's outbox until the shell reports them done, so an effect survives a crash between the
+//! state write and the call; and every event id is remembered for a while, so a redelivered
+//! queue message changes nothing.
+
+mod messages;
+mod state;
+
+pub use state::{Effect, EffectKind, Input, Operation, ScaleOutcome, ServerState, Status};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,467 @@
+//! The ARM side: authentication, api-version, the scale set (GET, PATCH), its public IPs, and
+//! the Compute async operations that a PATCH starts. Bodies are shaped like the official
+//! examples (examples/arm/vmss-get.json, vmss-public-ip-list.json,
+//! operation-status-compute-inprogress.json); errors are ARM `CloudError`s.
+
+use bytes::Bytes;
+
+use super::{now, schedule_boot, Operation, OperationEnd, Shared, State, VmState};
+use crate::util::{guid, json, json_with, query_param, Reply};
+
+const COMPUTE_API_VERSIONS: &[&str] = &["2024-11-01"];
+/// PROTOCOLS.md 4.6: the swagger enum says 2017-03-30, the examples and SDKs use the others.
+const PUBLIC_IP_API_VERSIONS: &[&str] = &["2017-03-30", "2018-10-01", "2024-07-01"];
+const LOCATION: &str = "westeurope";
+/// Seconds ARM asks us to wait between polls; short, so local runs are quick.
+const RETRY_AFTER_S: u32 = 1;
+/// Uniform scale sets allow up to 1000 instances.
+const MAX_CAPACITY: u64 = 1000;
+
+/// A route of the ARM side, with the names as sent.
+enum Route<'a> {
+    ScaleSet {
+        subscription: &'a str,
+        group: &'a str,
+        name: &'a str,
+        public_ips: bool,
+    },
+    Operation {
+        subscription: &'a str,
+        id: &'a str,
+    },
+}
+
+fn route<'a>(segments: &[&'a str]) -> Option<Route<'a>> {
+    // ARM paths are case-insensitive in their fixed parts.
+    let is = |segment: &str, name: &str| segment.eq_ignore_ascii_case(name);
+    match segments {
+        [s, subscription, r, group, p, ns, t, name, rest @ ..]
+            if is(s, "subscriptions")
+                && is(r, "resourceGroups")
+                && is(p, "providers")
+                && is(ns, "Microsoft.Compute")
+                && is(t, "virtualMachineScaleSets") =>
+        {
+            let public_ips = match rest {
+                [] => false,
+                [ips] if is(ips, "publicIPAddresses") => true,
+                _ => return None,
+            };
+            Some(Route::ScaleSet {
+                subscription,
+                group,
+                name,
+                public_ips,
+            })
+        }
+        [s, subscription, p, ns, l, _location, o, id]
+            if is(s, "subscriptions")
+                && is(p, "providers")
+                && is(ns, "Microsoft.Compute")
+                && is(l, "locations")
+                && is(o, "operations") =>
+        {
+            Some(Route::Operation { subscription, id })
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn handle(
+    shared: &std::sync::Arc<Shared>,
+    state: &mut State,
+    segments: &[&str],
+    request: &http::Request<Bytes>,
+) -> Reply {
+    if let Err(refusal) = authenticate(shared, state, request) {
+        return refusal;
+    }
+    let Some(route) = route(segments) else {
+        return cloud_error(
+            404,
+            "NotFound",
+            &format!(
+                "The requested URI '{}' does not exist.",
+                request.uri().path()
+            ),
+        );
+    };
+    let versions = match route {
+        Route::ScaleSet {
+            public_ips: true, ..
+        } => PUBLIC_IP_API_VERSIONS,
+        _ => COMPUTE_API_VERSIONS,
+    };
+    if let Err(refusal) = check_api_version(request, versions) {
+        return refusal;
+    }
+    match route {
+        Route::ScaleSet {
+            subscription,
+            group,
+            name,
+            public_ips,
+        } => {
+            if let Err(refusal) = find_scale_set(shared, subscription, group, name) {
+                return refusal;
+            }
+            match (request.method().clone(), public_ips) {
+                (http::Method::GET, false) => json(200, scale_set_body(shared, state)),
+                (http::Method::PATCH, false) => patch(shared, state, request),
+                (http::Method::GET, true) => json(200, public_ip_list(shared, state)),
+                _ => method_not_allowed(request),
+            }
+        }
+        Route::Operation { subscription, id } => {
+            if !subscription.eq_ignore_ascii_case(&shared.config.subscription_id) {
+                return subscription_not_found(subscription);
+            }
+            match *request.method() {
+                http::Method::GET => poll(shared, state, id),
+                _ => method_not_allowed(request),
+            }
+        }
+    }
+}
+
+/// ARM's error body: `{"error":{"code","message"}}`.
+fn cloud_error(status: u16, code: &str, message: &str) -> Reply {
+    json(
+        status,
+        serde_json::json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+fn method_not_allowed(request: &http::Request<Bytes>) -> Reply {
+    cloud_error(
+        405,
+        "MethodNotAllowed",
+        &format!(
+            "The HTTP method '{}' is not supported for this resource.",
+            request.method()
+        ),
+    )
+}
+
+/// `Authorization: Bearer <token issued by our token endpoint>`, as ARM requires.
+fn authenticate(
+    shared: &Shared,
+    state: &State,
+    request: &http::Request<Bytes>,
+) -> Result<(), Reply> {
+    let header = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let (code, message) = match header.map(|v| v.strip_prefix("Bearer ")) {
+        None => (
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+        ),
+        Some(None) => (
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+        ),
+        Some(Some(token)) if !state.tokens.contains(token) => {
+            ("InvalidAuthenticationToken", "The access token is invalid.")
+        }
+        Some(Some(_)) => return Ok(()),
+    };
+    let challenge = format!(
+        "Bearer authorization_uri=\"{}/{}\", error=\"invalid_token\", error_description=\"{message}\"",
+        shared.origin, shared.config.tenant_id
+    );
+    Err(json_with(
+        401,
+        &[("www-authenticate", challenge)],
+        serde_json::json!({ "error": { "code": code, "message": message } }),
+    ))
+}
+
+fn check_api_version(request: &http::Request<Bytes>, supported: &[&str]) -> Result<(), Reply> {
+    let Some(version) = query_param(request.uri(), "api-version") else {
+        return Err(cloud_error(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        ));
+    };
+    if supported.contains(&version.as_str()) {
+        return Ok(());
+    }
+    Err(cloud_error(
+        400,
+        "NoRegisteredProviderFound",
+        &format!(
+            "No registered resource provider found for location '{LOCATION}' and API version '{version}' for type 'virtualMachineScaleSets'. The supported api-versions are '{}'.",
+            supported.join(", ")
+        ),
+    ))
+}
+
+fn subscription_not_found(subscription: &str) -> Reply {
+    cloud_error(
+        404,
+        "SubscriptionNotFound",
+        &format!("The subscription '{subscription}' could not be found."),
+    )
+}
+
+/// The scale set must be ours; ARM names are case-insensitive.
+fn find_scale_set(
+    shared: &Shared,
+    subscription: &str,
+    group: &str,
+    name: &str,
+) -> Result<(), Reply> {
+    let config = &shared.config;
+    if !subscription.eq_ignore_ascii_case(&config.subscription_id) {
+        return Err(subscription_not_found(subscription));
+    }
+    if !group.eq_ignore_ascii_case(&config.resource_group) {
+        return Err(cloud_error(
+            404,
+            "ResourceGroupNotFound",
+            &format!("Resource group '{group}' could not be found."),
+        ));
+    }
+    if !name.eq_ignore_ascii_case(&config.vmss_name) {
+        return Err(cloud_error(
+            404,
+            "ResourceNotFound",
+            &format!("The Resource 'Microsoft.Compute/virtualMachineScaleSets/{name}' under resource group '{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+        ));
+    }
+    Ok(())
+}
+
+fn resource_id(shared: &Shared) -> String {
+    let config = &shared.config;
+    format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachineScaleSets/{}",
+        config.subscription_id, config.resource_group, config.vmss_name
+    )
+}
+
+/// The scale set, shaped like examples/arm/vmss-get.json (a spot, Uniform scale set).
+fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
+    let provisioning_state = if state.updating() {
+        "Updating"
+    } else {
+        "Succeeded"
+    };
+    serde_json::json!({
+        "name": shared.config.vmss_name,
+        "id": resource_id(shared),
+        "type": "Microsoft.Compute/virtualMachineScaleSets",
+        "location": LOCATION,
+        "tags": {},
+        "sku": { "name": "Standard_D2s_v3", "tier": "Standard", "capacity": state.capacity },
+        "etag": format!("\"{}\"", state.etag),
+        "properties": {
+            "singlePlacementGroup": false,
+            "orchestrationMode": "Uniform",
+            "upgradePolicy": { "mode": "Manual" },
+            "virtualMachineProfile": {
+                "osProfile": {
+                    "computerNamePrefix": shared.config.vmss_name,
+                    "adminUsername": "heimdall",
+                    "linuxConfiguration": { "disablePasswordAuthentication": true }
+                },
+                "priority": "Spot",
+                "evictionPolicy": "Delete",
+                "billingProfile": { "maxPrice": -1 }
+            },
+            "provisioningState": provisioning_state,
+            "overprovision": false,
+            "doNotRunExtensionsOnOverprovisionedVMs": false,
+            "platformFaultDomainCount": 1
+        }
+    })
+}
+
+/// `PATCH` the scale set: applies the capacity at once and starts an operation that finishes
+/// after `polls_in_progress` polls. Answers 200 `Updating` with `Azure-AsyncOperation` and
+/// `Retry-After`.
+fn patch(
+    shared: &std::sync::Arc<Shared>,
+    state: &mut State,
+    request: &http::Request<Bytes>,
+) -> Reply {
+    let capacity = match requested_capacity(request, state.capacity) {
+        Ok(capacity) => capacity,
+        Err(refusal) => return refusal,
+    };
+    state.patches.push(capacity);
+    set_capacity(shared, state, capacity);
+    let id = start_operation(shared, state);
+    let operation_url = format!(
+        "{}/subscriptions/{}/providers/Microsoft.Compute/locations/{LOCATION}/operations/{id}?api-version={}",
+        shared.origin, shared.config.subscription_id, COMPUTE_API_VERSIONS[0]
+    );
+    json_with(
+        200,
+        &[
+            ("azure-asyncoperation", operation_url),
+            ("retry-after", RETRY_AFTER_S.to_string()),
+        ],
+        scale_set_body(shared, state),
+    )
+}
+
+/// `sku.capacity` from a `VirtualMachineScaleSetUpdate` body; absent means unchanged.
+fn requested_capacity(request: &http::Request<Bytes>, current: u32) -> Result<u32, Reply> {
+    let content_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !content_type.is_some_and(|v| {
+        v.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    }) {
+        return Err(cloud_error(
+            415,
+            "UnsupportedMediaType",
+            &format!("The content media type '{}' is not supported. Only 'application/json' is supported.", content_type.unwrap_or_default()),
+        ));
+    }
+    let body: serde_json::Value = serde_json::from_slice(request.body()).map_err(|e| {
+        cloud_error(
+            400,
+            "InvalidRequestContent",
+            &format!("The request content was invalid and could not be deserialized: '{e}'."),
+        )
+    })?;
+    let Some(value) = body.pointer("/sku/capacity") else {
+        return Ok(current);
+    };
+    value
+        .as_u64()
+        .filter(|n| *n <= MAX_CAPACITY)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            cloud_error(
+                400,
+                "InvalidParameter",
+                &format!("The value {value} of parameter 'sku.capacity' is out of range. The value must be between 0 and {MAX_CAPACITY}, inclusive."),
+            )
+        })
+}
+
+/// Capacity takes effect at once: going to 0 deallocates the VM now; going up from 0 makes a
+/// new instance (it boots once the operation has succeeded).
+fn set_capacity(shared: &Shared, state: &mut State, capacity: u32) {
+    let previous = state.capacity;
+    state.capacity = capacity;
+    state.etag += 1;
+    if capacity == 0 {
+        state.instance_id = None;
+        if let Some(boot) = state.boot.take() {
+            boot.abort();
+        }
+        shared.set_vm(VmState::Deallocated);
+    } else if previous == 0 {
+        state.instance_id = Some(state.next_instance_id);
+        state.next_instance_id += 1;
+    }
+}
+
+/// A new operation preempts the one still running, as Compute does.
+fn start_operation(shared: &Shared, state: &mut State) -> String {
+    if let Some(previous) = state
+        .current_operation
+        .take()
+        .and_then(|id| state.operations.get_mut(&id))
+    {
+        if previous.end.is_none() {
+            previous.end = Some((now(), OperationEnd::Preempted));
+        }
+    }
+    let id = guid();
+    state.operations.insert(
+        id.clone(),
+        Operation {
+            start_time: now(),
+            polls_left: shared.config.polls_in_progress,
+            end: None,
+        },
+    );
+    state.current_operation = Some(id.clone());
+    id
+}
+
+/// `GET` an operation: `InProgress` (with `Retry-After`) until its polls are used up, then
+/// `Succeeded` with an `endTime`; success of the latest update boots the VM if needed.
+fn poll(shared: &std::sync::Arc<Shared>, state: &mut State, id: &str) -> Reply {
+    let Some(operation) = state.operations.get_mut(id) else {
+        return cloud_error(
+            404,
+            "NotFound",
+            &format!("The operation '{id}' could not be found."),
+        );
+    };
+    if operation.end.is_none() {
+        if operation.polls_left > 0 {
+            operation.polls_left -= 1;
+            let body = serde_json::json!({ "startTime": operation.start_time, "status": "InProgress", "name": id });
+            return json_with(200, &[("retry-after", RETRY_AFTER_S.to_string())], body);
+        }
+        operation.end = Some((now(), OperationEnd::Succeeded));
+        if state.current_operation.as_deref() == Some(id) && state.capacity > 0 {
+            schedule_boot(shared, state);
+        }
+    }
+    json(200, ended_operation_body(state, id))
+}
+
+fn ended_operation_body(state: &State, id: &str) -> serde_json::Value {
+    let Some(Operation {
+        start_time,
+        end: Some((end_time, end)),
+        ..
+    }) = state.operations.get(id)
+    else {
+        return serde_json::Value::Null;
+    };
+    let mut body = serde_json::json!({ "startTime": start_time, "endTime": end_time, "name": id });
+    match end {
+        OperationEnd::Succeeded => body["status"] = "Succeeded".into(),
+        OperationEnd::Preempted => {
+            body["status"] = "Canceled".into();
+            body["error"] = serde_json::json!({
+                "code": "OperationPreempted",
+                "message": "Operation execution has been preempted by a more recent operation."
+            });
+        }
+    }
+    body
+}
+
+/// The scale set's public IPs, shaped like examples/arm/vmss-public-ip-list.json: one entry
+/// while the VM is allocated, none otherwise.
+fn public_ip_list(shared: &Shared, state: &State) -> serde_json::Value {
+    let entries: Vec<serde_json::Value> = match state.instance_id {
+        Some(instance) if state.allocated() => {
+            let name = &shared.config.vmss_name;
+            let ip_configuration = format!(
+                "{}/virtualMachines/{instance}/networkInterfaces/{name}-nic/ipConfigurations/{name}-ipconfig",
+                resource_id(shared)
+            );
+            vec![serde_json::json!({
+                "id": format!("{ip_configuration}/publicIPAddresses/{name}-pip"),
+                "name": format!("{name}-pip"),
+                "properties": {
+                    "publicIPAllocationMethod": "Dynamic",
+                    "publicIPAddressVersion": "IPv4",
+                    "ipConfiguration": { "id": ip_configuration },
+                    "ipAddress": shared.config.public_ip,
+                    "idleTimeoutInMinutes": 4,
+                    "provisioningState": "Succeeded"
+                }
+            })]
+        }
+        _ => Vec::new(),
+    };
+    serde_json::json!({ "value": entries })
+}

@@ -1,0 +1,415 @@
+//! Fake Discord REST API (v10): editing an interaction's original reply, and posting channel
+//! messages as the bot. Refusals have Discord's JSON error shapes
+//! (examples/discord/error-invalid-form-body-*.json and the well-known codes).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::server::Server;
+use crate::util::{json, lock, segments, Reply, Utc};
+use crate::RecordedRequest;
+
+/// The application and bot the fake knows.
+#[derive(Debug, Clone)]
+pub struct DiscordFakeConfig {
+    pub application_id: String,
+    pub bot_token: String,
+}
+
+impl Default for DiscordFakeConfig {
+    fn default() -> Self {
+        Self {
+            application_id: "1100000000000000000".into(),
+            bot_token: "fake-bot-token".into(),
+        }
+    }
+}
+
+/// Where a message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageKind {
+    /// `PATCH /webhooks/{application_id}/{token}/messages/@original`
+    ReplyEdit { interaction_token: String },
+    /// `POST /channels/{channel_id}/messages`
+    ChannelMessage { channel_id: String },
+}
+
+/// A message as a player would see it.
+#[derive(Debug, Clone)]
+pub struct DiscordMessage {
+    pub kind: MessageKind,
+    /// Empty when the message has only embeds.
+    pub content: String,
+    pub embeds: Vec<serde_json::Value>,
+    pub at: Instant,
+}
+
+/// A running fake on [`DiscordFake::origin`]; the API is under [`DiscordFake::api_base`].
+pub struct DiscordFake {
+    server: Server,
+    shared: Arc<Shared>,
+}
+
+impl DiscordFake {
+    pub async fn start(config: DiscordFakeConfig) -> anyhow::Result<DiscordFake> {
+        let (count, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State::default()),
+            count,
+        });
+        let for_server = Arc::clone(&shared);
+        let server =
+            Server::start(move |_origin| Arc::new(move |request| handle(&for_server, request)))
+                .await?;
+        Ok(DiscordFake { server, shared })
+    }
+
+    /// `http://127.0.0.1:PORT`: the `discord_api` variable.
+    pub fn origin(&self) -> String {
+        self.server.origin()
+    }
+
+    /// `{origin}/api/v10`
+    pub fn api_base(&self) -> String {
+        format!("{}/api/v10", self.origin())
+    }
+
+    /// Makes an interaction token editable, as Discord does when it delivers an interaction.
+    /// Unknown tokens get 404 `Unknown Webhook` (10015).
+    pub fn register_interaction(&self, token: &str) {
+        lock(&self.shared.state)
+            .interactions
+            .insert(token.to_owned(), snowflake());
+    }
+
+    /// Every message accepted, in order.
+    pub fn messages(&self) -> Vec<DiscordMessage> {
+        lock(&self.shared.state).messages.clone()
+    }
+
+    /// Every request received, in order (refused ones included).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.state).requests.clone()
+    }
+
+    /// Waits until at least `n` messages have arrived or `timeout` has passed, and returns
+    /// all messages so far (fewer than `n` on timeout).
+    pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<DiscordMessage> {
+        let mut count = self.shared.count.subscribe();
+        // A timeout is not an error here: the caller sees how many arrived.
+        let _ = tokio::time::timeout(timeout, count.wait_for(|seen| *seen >= n)).await;
+        self.messages()
+    }
+
+    /// Stops serving; returns once the port is closed.
+    pub async fn shutdown(mut self) {
+        self.server.stop().await;
+    }
+}
+
+struct Shared {
+    config: DiscordFakeConfig,
+    state: Mutex<State>,
+    /// How many messages have been accepted, for `wait_for_messages`.
+    count: watch::Sender<usize>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Registered interaction tokens → the original reply's message id.
+    interactions: HashMap<String, String>,
+    messages: Vec<DiscordMessage>,
+    requests: Vec<RecordedRequest>,
+}
+
+fn handle(shared: &Shared, request: http::Request<Bytes>) -> Reply {
+    let mut state = lock(&shared.state);
+    state.requests.push(RecordedRequest::of(&request));
+    let path = request.uri().path().to_owned();
+    let answer = match segments(&path).as_slice() {
+        ["api", "v10", "webhooks", application_id, token, "messages", "@original"] => {
+            only(&request, http::Method::PATCH)
+                .and_then(|()| edit_original(shared, &state, application_id, token, &request))
+        }
+        ["api", "v10", "channels", channel_id, "messages"] => only(&request, http::Method::POST)
+            .and_then(|()| channel_message(shared, channel_id, &request)),
+        _ => Err(json(
+            404,
+            serde_json::json!({ "message": "404: Not Found", "code": 0 }),
+        )),
+    };
+    match answer {
+        Ok((message, reply)) => {
+            state.messages.push(message);
+            shared.count.send_replace(state.messages.len());
+            json(200, reply)
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// An accepted message, and the message object to answer with.
+type Accepted = (DiscordMessage, serde_json::Value);
+
+fn only(request: &http::Request<Bytes>, method: http::Method) -> Result<(), Reply> {
+    if *request.method() == method {
+        return Ok(());
+    }
+    Err(json(
+        405,
+        serde_json::json!({ "message": "405: Method Not Allowed", "code": 0 }),
+    ))
+}
+
+/// `PATCH /webhooks/{application_id}/{token}/messages/@original`: no `Authorization`, the
+/// interaction token is the credential.
+fn edit_original(
+    shared: &Shared,
+    state: &State,
+    application_id: &str,
+    token: &str,
+    request: &http::Request<Bytes>,
+) -> Result<Accepted, Reply> {
+    check_user_agent(request)?;
+    let message_id = state
+        .interactions
+        .get(token)
+        .filter(|_| application_id == shared.config.application_id)
+        .ok_or_else(|| {
+            json(
+                404,
+                serde_json::json!({ "message": "Unknown Webhook", "code": 10015 }),
+            )
+        })?;
+    let body = MessageBody::read(request)?;
+    let mut reply = body.message_object(
+        message_id,
+        INTERACTION_CHANNEL_ID,
+        &shared.config.application_id,
+    );
+    // The original reply is the interaction's (type 20, CHAT_INPUT_COMMAND), now edited.
+    reply["type"] = 20.into();
+    reply["webhook_id"] = shared.config.application_id.clone().into();
+    reply["application_id"] = shared.config.application_id.clone().into();
+    reply["edited_timestamp"] = Utc::now().rfc3339().into();
+    let kind = MessageKind::ReplyEdit {
+        interaction_token: token.to_owned(),
+    };
+    Ok((body.into_message(kind), reply))
+}
+
+/// The channel an interaction's reply is in; the fake does not track real channels.
+const INTERACTION_CHANNEL_ID: &str = "1100000000000000001";
+
+/// `POST /channels/{channel_id}/messages` as the bot (`Authorization: Bot <token>`).
+fn channel_message(
+    shared: &Shared,
+    channel_id: &str,
+    request: &http::Request<Bytes>,
+) -> Result<Accepted, Reply> {
+    check_user_agent(request)?;
+    let expected = format!("Bot {}", shared.config.bot_token);
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if authorization != Some(expected.as_str()) {
+        return Err(json(
+            401,
+            serde_json::json!({ "message": "401: Unauthorized", "code": 0 }),
+        ));
+    }
+    if channel_id.is_empty() || !channel_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(form_error(
+            Some("channel_id"),
+            "NUMBER_TYPE_COERCE",
+            &format!("Value \"{channel_id}\" is not snowflake."),
+        ));
+    }
+    let body = MessageBody::read(request)?;
+    let reply = body.message_object(&snowflake(), channel_id, &shared.config.application_id);
+    let kind = MessageKind::ChannelMessage {
+        channel_id: channel_id.to_owned(),
+    };
+    Ok((body.into_message(kind), reply))
+}
+
+/// Discord wants `User-Agent: DiscordBot ($url, $versionNumber)` from bots.
+fn check_user_agent(request: &http::Request<Bytes>) -> Result<(), Reply> {
+    let agent = request
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    if agent.is_some_and(|a| a.starts_with("DiscordBot")) {
+        return Ok(());
+    }
+    Err(form_error(
+        None,
+        "USER_AGENT_INVALID",
+        "Expected \"User-Agent\" header to be \"DiscordBot ($url, $versionNumber)\".",
+    ))
+}
+
+/// Discord's 50035 error, shaped like examples/discord/error-invalid-form-body-*.json: for one
+/// field, or for the request as a whole (`field` = `None`).
+fn form_error(field: Option<&str>, code: &str, message: &str) -> Reply {
+    let errors = serde_json::json!({ "_errors": [{ "code": code, "message": message }] });
+    let errors = match field {
+        Some(name) => serde_json::json!({ name: errors }),
+        None => errors,
+    };
+    json(
+        400,
+        serde_json::json!({ "code": 50035, "errors": errors, "message": "Invalid Form Body" }),
+    )
+}
+
+/// The parts of a message body the fake checks and keeps.
+struct MessageBody {
+    content: String,
+    embeds: Vec<serde_json::Value>,
+    tts: bool,
+}
+
+impl MessageBody {
+    const MAX_CONTENT_CHARS: usize = 2000;
+    const MAX_EMBEDS: usize = 10;
+
+    fn read(request: &http::Request<Bytes>) -> Result<Self, Reply> {
+        let content_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if !content_type.is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        }) {
+            return Err(form_error(
+                None,
+                "CONTENT_TYPE_INVALID",
+                "Expected \"Content-Type\" header to be one of {'application/json'}.",
+            ));
+        }
+        let invalid_json = || {
+            json(
+                400,
+                serde_json::json!({ "code": 50109, "message": "The request body contains invalid JSON." }),
+            )
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(request.body()).map_err(|_| invalid_json())?;
+        let fields = body.as_object().ok_or_else(invalid_json)?;
+        let content = match fields.get("content") {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(_) => {
+                return Err(form_error(
+                    Some("content"),
+                    "BASE_TYPE_STRING",
+                    "Must be a string.",
+                ))
+            }
+        };
+        if content.chars().count() > Self::MAX_CONTENT_CHARS {
+            return Err(form_error(
+                Some("content"),
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 2000 or fewer in length.",
+            ));
+        }
+        let embeds = match fields.get("embeds") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(list)) if list.len() <= Self::MAX_EMBEDS => list.clone(),
+            Some(serde_json::Value::Array(_)) => {
+                return Err(form_error(
+                    Some("embeds"),
+                    "BASE_TYPE_MAX_LENGTH",
+                    "Must be 10 or fewer in length.",
+                ))
+            }
+            Some(_) => {
+                return Err(form_error(
+                    Some("embeds"),
+                    "BASE_TYPE_ARRAY",
+                    "Must be an array.",
+                ))
+            }
+        };
+        if content.is_empty() && embeds.is_empty() {
+            return Err(json(
+                400,
+                serde_json::json!({ "message": "Cannot send an empty message", "code": 50006 }),
+            ));
+        }
+        let tts = fields
+            .get("tts")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        Ok(Self {
+            content,
+            embeds,
+            tts,
+        })
+    }
+
+    /// A Discord message object for the answer.
+    fn message_object(
+        &self,
+        id: &str,
+        channel_id: &str,
+        application_id: &str,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "type": 0,
+            "channel_id": channel_id,
+            "content": self.content,
+            "author": {
+                "id": application_id,
+                "username": "Heimdall",
+                "discriminator": "0000",
+                "global_name": null,
+                "avatar": null,
+                "bot": true
+            },
+            "attachments": [],
+            "embeds": self.embeds,
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": false,
+            "pinned": false,
+            "tts": self.tts,
+            "timestamp": Utc::now().rfc3339(),
+            "edited_timestamp": null,
+            "flags": 0,
+            "components": []
+        })
+    }
+
+    fn into_message(self, kind: MessageKind) -> DiscordMessage {
+        DiscordMessage {
+            kind,
+            content: self.content,
+            embeds: self.embeds,
+            at: Instant::now(),
+        }
+    }
+}
+
+/// A fresh snowflake: milliseconds since Discord's epoch (2015) above a sequence number.
+fn snowflake() -> String {
+    const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) & 0x3f_ffff;
+    (now_ms.saturating_sub(DISCORD_EPOCH_MS) << 22 | sequence).to_string()
+}

@@ -1,0 +1,389 @@
+//! The wasmtime side: compiling components once, and running each request in a fresh instance
+//! (Spin's model) with WASI 0.2, wasi:http and Spin variables linked in.
+
+use crate::imports;
+use crate::manifest::RouteDecl;
+use crate::outbound::OutboundPolicy;
+use crate::router;
+use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::bindings::ProxyPre;
+use wasmtime_wasi_http::body::HyperOutgoingBody;
+use wasmtime_wasi_http::types::{
+    default_send_request, HostFutureIncomingResponse, IncomingResponse, OutgoingRequestConfig,
+};
+use wasmtime_wasi_http::{HttpResult, WasiHttpCtx, WasiHttpView};
+
+/// Host bindings for `fermyon:spin/variables@2.0.0`, from the WIT copied out of spin-sdk 5.2.
+mod spin_bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "host",
+    });
+}
+use spin_bindings::fermyon::spin::variables;
+
+/// How long one guest call may run in total, including work after its response was sent.
+pub const GUEST_TIME_LIMIT: Duration = Duration::from_secs(30);
+/// Guests yield to the async runtime this often, so that the time limit can stop a busy loop.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The suffix that routes an outbound request to a component of this app (service chaining).
+const INTERNAL_SUFFIX: &str = ".spin.internal";
+
+/// What the host needs to know to load one component; everything already resolved.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    pub id: String,
+    pub wasm: PathBuf,
+    pub variables: HashMap<String, String>,
+    pub outbound: OutboundPolicy,
+}
+
+/// A compiled, pre-linked component with its resolved configuration.
+pub struct LoadedComponent {
+    pub id: String,
+    pre: ProxyPre<HostState>,
+    variables: HashMap<String, String>,
+    outbound: OutboundPolicy,
+}
+
+/// The loaded app: shared by the server, the tick and every running guest.
+pub struct App {
+    engine: Engine,
+    components: HashMap<String, Arc<LoadedComponent>>,
+    routes: Vec<RouteDecl>,
+}
+
+/// Per-request store data.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    component: Arc<LoadedComponent>,
+    app: Arc<App>,
+}
+
+impl App {
+    /// Compiles every component once (blocking: call from `spawn_blocking`) and checks imports.
+    pub fn load(routes: Vec<RouteDecl>, specs: Vec<ComponentSpec>) -> Result<Self> {
+        let engine = new_engine()?;
+        let linker = new_linker(&engine)?;
+        // The same .wasm may back several components; compile it once.
+        let mut compiled: HashMap<PathBuf, Component> = HashMap::new();
+        let mut components = HashMap::new();
+        for spec in specs {
+            let component = match compiled.get(&spec.wasm) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = compile(&engine, &spec)?;
+                    compiled.insert(spec.wasm.clone(), c.clone());
+                    c
+                }
+            };
+            let loaded = prepare(&engine, &linker, &component, spec)?;
+            components.insert(loaded.id.clone(), Arc::new(loaded));
+        }
+        Ok(Self {
+            engine,
+            components,
+            routes,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn component(&self, id: &str) -> Option<&Arc<LoadedComponent>> {
+        self.components.get(id)
+    }
+
+    /// Runs `req` in a fresh instance of `component`. Resolves as soon as the guest sets its
+    /// response; the guest keeps running in its own task (bounded by [`GUEST_TIME_LIMIT`]) so it
+    /// can finish the body and do work after answering.
+    pub async fn invoke<B>(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        req: hyper::Request<B>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<ErrorCode>,
+    {
+        let mut store = self.new_store(component);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store.data_mut().new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+        let id = component.id.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                log::debug!("component `{id}` instantiated in {:?}", started.elapsed());
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            match tokio::time::timeout(GUEST_TIME_LIMIT, run).await {
+                Ok(Ok(())) => log::debug!("component `{id}` finished in {:?}", started.elapsed()),
+                Ok(Err(e)) => log::error!("component `{id}` failed: {e:?}"),
+                Err(_) => log::error!("component `{id}` stopped after {GUEST_TIME_LIMIT:?}"),
+            }
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(code)) => Err(anyhow!(
+                "component `{}` set an error response: {code:?}",
+                component.id
+            )),
+            Err(_) => Err(anyhow!(
+                "component `{}` did not set a response (its error is logged)",
+                component.id
+            )),
+        }
+    }
+
+    fn new_store(self: &Arc<Self>, component: &Arc<LoadedComponent>) -> Store<HostState> {
+        let wasi = WasiCtx::builder()
+            .inherit_stdout()
+            .inherit_stderr()
+            // Raw sockets would bypass allowed_outbound_hosts; only wasi:http goes out.
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = HostState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            component: component.clone(),
+            app: self.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+
+    /// Service chaining: runs an outbound request to `http://<id>.spin.internal/...` in a fresh
+    /// instance of component `<id>`, without touching the network.
+    async fn dispatch_internal(
+        self: Arc<Self>,
+        target: String,
+        mut request: hyper::Request<HyperOutgoingBody>,
+        between_bytes_timeout: Duration,
+    ) -> Result<IncomingResponse, ErrorCode> {
+        let Some(component) = self.components.get(&target).cloned() else {
+            log::warn!("service chaining: no component `{target}` in this app");
+            return Err(ErrorCode::DestinationNotFound);
+        };
+        let m = router::chained_match(&self.routes, &target, request.uri().path());
+        let full_url = request.uri().to_string();
+        set_headers(
+            request.headers_mut(),
+            router::spin_headers(&m, &full_url, "127.0.0.1:0"),
+        );
+        let started = Instant::now();
+        let method = request.method().clone();
+        let result = self.invoke(&component, request).await;
+        let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(500);
+        log::info!(
+            "{method} {full_url} {target} {status} {}us (internal)",
+            started.elapsed().as_micros()
+        );
+        match result {
+            Ok(resp) => Ok(IncomingResponse {
+                resp,
+                worker: None,
+                between_bytes_timeout,
+            }),
+            Err(e) => {
+                log::error!("service chaining to `{target}`: {e:#}");
+                Err(ErrorCode::InternalError(Some(e.to_string())))
+            }
+        }
+    }
+}
+
+/// Inserts headers, replacing any the client sent under the same names.
+pub fn set_headers(headers: &mut http::HeaderMap, values: Vec<(&'static str, String)>) {
+    for (name, value) in values {
+        match HeaderValue::from_str(&value) {
+            Ok(v) => {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+            Err(_) => log::warn!("header {name}: value {value:?} is not a valid header value"),
+        }
+    }
+}
+
+fn new_engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if std::env::var_os("HEIMDALL_SPIN_POOLING").is_some() {
+        // Optional: instance slots reused across requests. Off by default because it reserves
+        // a lot of virtual memory up front, and fresh-instance cost was small without it.
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::pooling());
+    }
+    wt(Engine::new(&config)).context("creating the wasmtime engine")
+}
+
+fn new_linker(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("linking WASI 0.2")?;
+    wt(wasmtime_wasi_http::add_only_http_to_linker_async(
+        &mut linker,
+    ))
+    .context("linking wasi:http")?;
+    wt(variables::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    ))
+    .context("linking fermyon:spin/variables")?;
+    Ok(linker)
+}
+
+fn compile(engine: &Engine, spec: &ComponentSpec) -> Result<Component> {
+    let bytes = std::fs::read(&spec.wasm).with_context(|| {
+        format!(
+            "component `{}`: reading {} (built yet?)",
+            spec.id,
+            spec.wasm.display()
+        )
+    })?;
+    let started = Instant::now();
+    let component = wt(Component::new(engine, &bytes))
+        .with_context(|| format!("component `{}`: compiling {}", spec.id, spec.wasm.display()))?;
+    log::debug!(
+        "compiled {} in {:?}",
+        spec.wasm.display(),
+        started.elapsed()
+    );
+    Ok(component)
+}
+
+/// Checks imports by name, then links and pre-instantiates.
+fn prepare(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    component: &Component,
+    spec: ComponentSpec,
+) -> Result<LoadedComponent> {
+    let ty = component.component_type();
+    imports::check(&spec.id, ty.imports(engine).map(|(name, _)| name))?;
+    let pre = wt(linker.instantiate_pre(component))
+        .with_context(|| format!("component `{}`: linking its imports", spec.id))?;
+    let pre = wt(ProxyPre::new(pre)).with_context(|| {
+        format!(
+            "component `{}` does not export wasi:http/incoming-handler@0.2",
+            spec.id
+        )
+    })?;
+    Ok(LoadedComponent {
+        id: spec.id,
+        pre,
+        variables: spec.variables,
+        outbound: spec.outbound,
+    })
+}
+
+/// wasmtime has its own error type; anyhow's `Context` needs it converted first.
+fn wt<T>(result: wasmtime::Result<T>) -> Result<T> {
+    result.map_err(anyhow::Error::from)
+}
+
+/// `Some(id)` for `http(s)://<id>.spin.internal`.
+fn internal_target(uri: &http::Uri) -> Option<String> {
+    let host = uri.host()?.to_ascii_lowercase();
+    host.strip_suffix(INTERNAL_SUFFIX)
+        .filter(|id| !id.is_empty() && !id.contains('.'))
+        .map(str::to_string)
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn ctx(&mut self) -> &mut WasiHttpCtx {
+        &mut self.http
+    }
+
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// Enforces `allowed_outbound_hosts`, then either chains to a component of this app or
+    /// sends the request over the network.
+    fn send_request(
+        &mut self,
+        request: hyper::Request<HyperOutgoingBody>,
+        config: OutgoingRequestConfig,
+    ) -> HttpResult<HostFutureIncomingResponse> {
+        if !self.component.outbound.allows_uri(request.uri()) {
+            log::warn!(
+                "component `{}`: outbound request to {} denied (not in allowed_outbound_hosts)",
+                self.component.id,
+                request.uri()
+            );
+            return Err(ErrorCode::HttpRequestDenied.into());
+        }
+        if let Some(target) = internal_target(request.uri()) {
+            let app = self.app.clone();
+            let timeout = config.between_bytes_timeout;
+            let handle = wasmtime_wasi::runtime::spawn(async move {
+                Ok(app.dispatch_internal(target, request, timeout).await)
+            });
+            return Ok(HostFutureIncomingResponse::pending(handle));
+        }
+        Ok(default_send_request(request, config))
+    }
+}
+
+impl variables::Host for HostState {
+    fn get(&mut self, name: String) -> Result<String, variables::Error> {
+        if !crate::variables::is_valid_name(&name) {
+            return Err(variables::Error::InvalidName(name));
+        }
+        self.component
+            .variables
+            .get(&name)
+            .cloned()
+            .ok_or(variables::Error::Undefined(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_targets() {
+        let t = |u: &str| internal_target(&u.parse().expect("uri"));
+        assert_eq!(
+            t("http://scaler.spin.internal/x").as_deref(),
+            Some("scaler")
+        );
+        assert_eq!(t("http://Scaler.SPIN.internal").as_deref(), Some("scaler"));
+        assert_eq!(t("http://spin.internal/"), None);
+        assert_eq!(t("http://a.b.spin.internal/"), None);
+        assert_eq!(t("http://example.com/"), None);
+    }
+}

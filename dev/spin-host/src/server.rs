@@ -1,0 +1,206 @@
+//! Inbound HTTP: the listener, routing, Spin's request headers, body limits and request logs.
+
+use crate::router::{self, Router};
+use crate::runtime::{self, App};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use wasmtime_wasi_http::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::body::HyperOutgoingBody;
+
+/// Largest inbound request body accepted; Discord interactions and queue kicks are tiny.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Everything a request needs: the loaded app and its public routes.
+pub struct Frontend {
+    pub app: Arc<App>,
+    pub router: Router,
+    /// The listener's address, used as authority when a client sends no `Host`.
+    pub local_addr: SocketAddr,
+}
+
+/// Accepts connections until `shutdown` flips; dropping the join set then aborts open
+/// connections.
+pub async fn serve(
+    listener: TcpListener,
+    frontend: Arc<Frontend>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, client)) => {
+                    let frontend = frontend.clone();
+                    connections.spawn(serve_connection(stream, client, frontend));
+                }
+                Err(e) => log::warn!("accept failed: {e}"),
+            },
+        }
+        // Reap finished connections so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, client: SocketAddr, fe: Arc<Frontend>) {
+    let service = hyper::service::service_fn(move |req| {
+        let fe = fe.clone();
+        async move { Ok::<_, Infallible>(handle(&fe, req, client).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        log::debug!("connection from {client}: {e}");
+    }
+}
+
+/// Routes and runs one inbound request, logging one line for it. Also used by the tick.
+pub async fn handle<B>(
+    fe: &Frontend,
+    req: Request<B>,
+    client: SocketAddr,
+) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (component, response) = match fe.router.route(&path) {
+        None => ("-".to_string(), plain(StatusCode::NOT_FOUND, "Not Found")),
+        Some(m) => {
+            let id = m.component.clone();
+            (id, route_to_component(fe, req, m, client).await)
+        }
+    };
+    log::info!(
+        "{method} {path} {component} {} {}us",
+        response.status().as_u16(),
+        started.elapsed().as_micros()
+    );
+    response
+}
+
+async fn route_to_component<B>(
+    fe: &Frontend,
+    req: Request<B>,
+    m: router::RouteMatch,
+    client: SocketAddr,
+) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Some(component) = fe.app.component(&m.component).cloned() else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "component not loaded");
+    };
+    let req = match prepare_request(fe, req, &m, client).await {
+        Ok(req) => req,
+        Err(resp) => return resp,
+    };
+    match fe.app.invoke(&component, req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            log::error!("{e:#}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    }
+}
+
+/// Buffers the body (bounded by [`MAX_BODY_BYTES`]) and adds Spin's headers.
+async fn prepare_request<B>(
+    fe: &Frontend,
+    req: Request<B>,
+    m: &router::RouteMatch,
+    client: SocketAddr,
+) -> Result<Request<HyperOutgoingBody>, Response<HyperOutgoingBody>>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (mut parts, body) = req.into_parts();
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"))
+        }
+        Err(BodyError::Broken(e)) => {
+            log::debug!("reading request body: {e}");
+            return Err(plain(StatusCode::BAD_REQUEST, "Bad Request"));
+        }
+    };
+    let host = match parts.headers.get(http::header::HOST) {
+        Some(h) => h.to_str().unwrap_or_default().to_string(),
+        None => fe.local_addr.to_string(),
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let full_url = format!("http://{host}{path_and_query}");
+    let mut headers = router::spin_headers(m, &full_url, &client.to_string());
+    // wasi-http needs an authority: take it from Host, or the listener when a client omits it.
+    headers.push(("host", host));
+    runtime::set_headers(&mut parts.headers, headers);
+    Ok(Request::from_parts(parts, full_body(body)))
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+async fn read_body<B>(body: B) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // Refuse early on a declared size, before reading anything.
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Broken(e.to_string())),
+    }
+}
+
+/// A small text response generated by the host itself.
+pub fn plain(status: StatusCode, text: &'static str) -> Response<HyperOutgoingBody> {
+    let mut resp = Response::new(full_body(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    resp
+}
+
+/// A complete in-memory body in the type wasi-http uses for both directions.
+pub fn full_body(bytes: Bytes) -> HyperOutgoingBody {
+    Full::new(bytes)
+        .map_err(|never: Infallible| -> ErrorCode { match never {} })
+        .boxed_unsync()
+}
+
+/// Binds the listener (only the address given; tests pass 127.0.0.1:0).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}

@@ -1,0 +1,41 @@
+# Shared by scripts/play and scripts/test: where builds go, and installing what the project needs
+# on a fresh machine (the wasm32-wasip2 target, Azurite). Every step is skipped when done already.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export HEIMDALL_CACHE="${HEIMDALL_CACHE:-$HOME/.cache/heimdall}"
+# Build outputs live outside the clone, so a fresh clone reuses them and CI skips done work.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HEIMDALL_CACHE/target}"
+export HEIMDALL_WASM_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/component"
+export HEIMDALL_AZURITE="$HEIMDALL_CACHE/node/node_modules/.bin/azurite"
+COMPONENTS=(-p heimdall-interactions -p heimdall-reactions -p heimdall-scaler)
+cd "$ROOT"
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+ensure_wasm_target() {
+  if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    say "installing the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2
+  fi
+}
+
+# Azurite from npm, at the version pinned in dev/azurite/package-lock.json.
+ensure_azurite() {
+  local dir="$HEIMDALL_CACHE/node" stamp
+  stamp="$(sha256sum dev/azurite/package-lock.json | cut -c1-16)"
+  if [ -x "$HEIMDALL_AZURITE" ] && [ -f "$dir/.lock-$stamp" ]; then
+    return
+  fi
+  say "installing Azurite (npm)"
+  mkdir -p "$dir"
+  cp dev/azurite/package.json dev/azurite/package-lock.json "$dir/"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  rm -f "$dir"/.lock-*
+  touch "$dir/.lock-$stamp"
+}
+
+build_components() {
+  say "building the components (wasm32-wasip2, profile component)"
+  cargo build --locked --profile component --target wasm32-wasip2 "${COMPONENTS[@]}"
+}
