@@ -11,8 +11,27 @@ pub const DEFAULT_QUEUE: &str = "events";
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";
 pub const DEFAULT_SPOOL: &str = "/var/lib/heimdall-agent/spool";
 
+/// How the agent authorizes its queue requests.
+#[derive(Clone, PartialEq, Eq)]
+pub enum QueueAuth {
+    /// SharedKey with the account key (Base64). Secret. Azurite and the sandbox use this.
+    SharedKey { key: String },
+    /// Entra access tokens for `https://storage.azure.com/` from IMDS, issued to the VM's
+    /// managed identity: the VM on Azure holds no storage key.
+    ManagedIdentity,
+}
+
+impl fmt::Debug for QueueAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueAuth::SharedKey { .. } => f.write_str("SharedKey { key: <redacted> }"),
+            QueueAuth::ManagedIdentity => f.write_str("ManagedIdentity"),
+        }
+    }
+}
+
 /// Everything the agent needs. Fields are public so that tests and the sandbox can build one in
-/// process; `Debug` never shows the two secrets.
+/// process; `Debug` never shows the secrets.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AgentConfig {
     /// The game server this VM runs (the state's partition key).
@@ -21,8 +40,7 @@ pub struct AgentConfig {
     pub queue_endpoint: String,
     pub queue_name: String,
     pub storage_account: String,
-    /// Base64 account key. Secret.
-    pub storage_key: String,
+    pub queue_auth: QueueAuth,
     /// The reactions kick route; `None` leaves the work to the scheduled tick.
     pub kick_url: Option<String>,
     /// Bearer token for the kick. Secret.
@@ -54,12 +72,17 @@ impl AgentConfig {
         if kick_url.is_some() && app_secret.is_empty() {
             bail!("HEIMDALL_KICK_URL is set but HEIMDALL_APP_SECRET is not");
         }
+        let queue_endpoint = require("HEIMDALL_QUEUE_ENDPOINT")?;
+        let queue_auth = queue_auth(&get)?;
+        if queue_auth == QueueAuth::ManagedIdentity {
+            check_token_transport(&queue_endpoint)?;
+        }
         Ok(AgentConfig {
             server_id: require("HEIMDALL_SERVER_ID")?,
-            queue_endpoint: require("HEIMDALL_QUEUE_ENDPOINT")?,
+            queue_endpoint,
             queue_name: get("HEIMDALL_QUEUE_NAME").unwrap_or_else(|| DEFAULT_QUEUE.into()),
             storage_account: require("HEIMDALL_STORAGE_ACCOUNT")?,
-            storage_key: require("HEIMDALL_STORAGE_KEY")?,
+            queue_auth,
             kick_url,
             app_secret,
             log_source: log_source(&get)?,
@@ -71,6 +94,37 @@ impl AgentConfig {
                 .into(),
         })
     }
+}
+
+/// `HEIMDALL_QUEUE_AUTH` when set; otherwise SharedKey when there is a key and the managed
+/// identity when there is none (the VM on Azure is given no key).
+fn queue_auth(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<QueueAuth> {
+    let key = get("HEIMDALL_STORAGE_KEY");
+    match (get("HEIMDALL_QUEUE_AUTH").as_deref(), key) {
+        (Some("managed-identity") | None, None) => Ok(QueueAuth::ManagedIdentity),
+        // An explicit choice wins over a stray key, so that the VM never falls back to one.
+        (Some("managed-identity"), Some(_)) => Ok(QueueAuth::ManagedIdentity),
+        (Some("shared-key") | None, Some(key)) => Ok(QueueAuth::SharedKey { key }),
+        (Some("shared-key"), None) => {
+            bail!("HEIMDALL_QUEUE_AUTH=shared-key needs HEIMDALL_STORAGE_KEY")
+        }
+        (Some(other), _) => {
+            bail!("HEIMDALL_QUEUE_AUTH must be managed-identity or shared-key, not {other:?}")
+        }
+    }
+}
+
+/// Azure takes bearer tokens over HTTPS only, and a token sent in clear could be replayed:
+/// plain HTTP is allowed for a loopback stand-in (tests, local runs) and nowhere else.
+fn check_token_transport(endpoint: &str) -> anyhow::Result<()> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .with_context(|| format!("HEIMDALL_QUEUE_ENDPOINT {endpoint:?} is not a URL"))?;
+    let loopback = matches!(uri.host(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if uri.scheme_str() == Some("https") || loopback {
+        return Ok(());
+    }
+    bail!("HEIMDALL_QUEUE_ENDPOINT must be https:// for managed-identity tokens")
 }
 
 fn log_source(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<LogSource> {
@@ -92,7 +146,7 @@ impl fmt::Debug for AgentConfig {
             .field("queue_endpoint", &self.queue_endpoint)
             .field("queue_name", &self.queue_name)
             .field("storage_account", &self.storage_account)
-            .field("storage_key", &"<redacted>")
+            .field("queue_auth", &self.queue_auth)
             .field("kick_url", &self.kick_url)
             .field("app_secret", &"<redacted>")
             .field("log_source", &self.log_source)
@@ -163,6 +217,59 @@ mod tests {
             .collect();
         let error = config(&vars).unwrap_err().to_string();
         assert!(error.contains("HEIMDALL_APP_SECRET"));
+    }
+
+    fn without(
+        vars: &[(&'static str, &'static str)],
+        name: &str,
+    ) -> Vec<(&'static str, &'static str)> {
+        vars.iter().copied().filter(|(k, _)| *k != name).collect()
+    }
+
+    #[test]
+    fn chooses_the_queue_auth() {
+        let mut vars = BASE.to_vec();
+        vars.push(("HEIMDALL_LOG_COMMAND", "cat"));
+        let key = QueueAuth::SharedKey {
+            key: "c2VjcmV0LWtleQ==".into(),
+        };
+        assert_eq!(config(&vars).unwrap().queue_auth, key);
+        let keyless = without(&vars, "HEIMDALL_STORAGE_KEY");
+        assert_eq!(
+            config(&keyless).unwrap().queue_auth,
+            QueueAuth::ManagedIdentity
+        );
+        vars.push(("HEIMDALL_QUEUE_AUTH", "managed-identity"));
+        assert_eq!(
+            config(&vars).unwrap().queue_auth,
+            QueueAuth::ManagedIdentity
+        );
+        let mut vars = keyless.clone();
+        vars.push(("HEIMDALL_QUEUE_AUTH", "shared-key"));
+        assert!(config(&vars).is_err());
+        let mut vars = keyless;
+        vars.push(("HEIMDALL_QUEUE_AUTH", "sas"));
+        assert!(config(&vars).is_err());
+    }
+
+    #[test]
+    fn tokens_go_over_https_or_loopback_only() {
+        let mut vars = without(BASE, "HEIMDALL_STORAGE_KEY");
+        vars.push(("HEIMDALL_LOG_COMMAND", "cat"));
+        assert!(config(&vars).is_ok());
+        let mut azure = without(&vars, "HEIMDALL_QUEUE_ENDPOINT");
+        azure.push((
+            "HEIMDALL_QUEUE_ENDPOINT",
+            "https://acct.queue.core.windows.net",
+        ));
+        assert!(config(&azure).is_ok());
+        let mut clear = without(&vars, "HEIMDALL_QUEUE_ENDPOINT");
+        clear.push((
+            "HEIMDALL_QUEUE_ENDPOINT",
+            "http://acct.queue.core.windows.net",
+        ));
+        let error = config(&clear).unwrap_err().to_string();
+        assert!(error.contains("https"), "{error}");
     }
 
     #[test]

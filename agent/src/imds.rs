@@ -1,16 +1,18 @@
-//! The VM's name and public address: from the configuration, else from Azure's instance
-//! metadata service (IMDS).
+//! What the agent asks Azure's instance metadata service (IMDS): the VM's name and public
+//! address (unless configured), and Entra tokens for the queue (managed identity).
 
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
+use heimdall_azure_storage::BearerToken;
 use heimdall_events::VmUp;
 
 use crate::backoff::{sleep_unless_stopped, Backoff};
 use crate::config::AgentConfig;
 use crate::http::Http;
 use crate::log;
+use crate::token::{parse_token_response, token_request, Cached};
 
 const NAME_PATH: &str = "/metadata/instance/compute/name?api-version=2021-02-01&format=text";
 const PUBLIC_IP_PATH: &str = "/metadata/instance/network/interface/0/ipv4/ipAddress/0/publicIpAddress?api-version=2021-02-01&format=text";
@@ -68,4 +70,56 @@ fn ask(http: &Http, url: &str) -> anyhow::Result<String> {
         );
     }
     Ok(text)
+}
+
+/// Storage tokens of the VM's managed identity: asked of IMDS when needed, kept until shortly
+/// before they expire. Retries are the caller's (the sender's backoff); the spool keeps events.
+pub struct TokenSource {
+    imds_endpoint: String,
+    cached: Option<Cached>,
+}
+
+impl TokenSource {
+    pub fn new(imds_endpoint: &str) -> TokenSource {
+        TokenSource {
+            imds_endpoint: imds_endpoint.to_owned(),
+            cached: None,
+        }
+    }
+
+    /// The token to send now: the kept one while fresh, else a new one. While IMDS cannot give
+    /// one (it answers 404/410 while updating, 429 when throttled), a token that has not expired
+    /// yet still serves.
+    pub fn current(&mut self, http: &Http) -> anyhow::Result<BearerToken> {
+        let now = Instant::now();
+        if let Some(cached) = self.cached.as_ref().filter(|c| c.is_fresh(now)) {
+            return Ok(cached.token().clone());
+        }
+        let renewed = self.renew(http);
+        match (renewed, &self.cached) {
+            (Ok(token), _) => Ok(token),
+            (Err(error), Some(cached)) if cached.is_valid(now) => {
+                log(&format!(
+                    "renewing the storage token: {error:#}; the current one still serves"
+                ));
+                Ok(cached.token().clone())
+            }
+            (Err(error), _) => Err(error),
+        }
+    }
+
+    /// A new token from IMDS, kept for the next calls.
+    pub fn renew(&mut self, http: &Http) -> anyhow::Result<BearerToken> {
+        let asked_at = Instant::now();
+        let response = http.send(token_request(&self.imds_endpoint)?)?;
+        let token = parse_token_response(&response, SystemTime::now())?;
+        log(&format!(
+            "storage token from IMDS, valid for {} s",
+            token.lifetime.as_secs()
+        ));
+        let cached = Cached::new(token, asked_at);
+        let bearer = cached.token().clone();
+        self.cached = Some(cached);
+        Ok(bearer)
+    }
 }

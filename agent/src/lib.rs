@@ -13,6 +13,7 @@ mod http;
 mod imds;
 pub mod sender;
 pub mod spool;
+mod token;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender as WakeSender};
@@ -25,7 +26,7 @@ use heimdall_events::{Envelope, EventBody, GameEvent};
 use heimdall_valheim_log::LogParser;
 
 pub use crate::backoff::{sleep_unless_stopped, Backoff, STOP_CHECK};
-pub use crate::config::AgentConfig;
+pub use crate::config::{AgentConfig, QueueAuth};
 pub use crate::follow::{FileFollower, Follower, LineSplitter, LogSource};
 pub use crate::http::Http;
 pub use crate::spool::Spool;
@@ -44,7 +45,7 @@ pub fn run(config: AgentConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             .with_context(|| format!("spool directory {}", config.spool_dir.display()))?,
     );
     let http = Http::new();
-    let sender = sender::Sender::new(&config, http.clone())?;
+    let mut sender = sender::Sender::new(&config, http.clone())?;
     // Opened before anything slow (IMDS), so that following from the end misses nothing.
     let mut follower = Follower::open(&config.log_source);
 
@@ -52,7 +53,7 @@ pub fn run(config: AgentConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let sender_stop = Arc::new(AtomicBool::new(false));
     let sender_thread = thread::Builder::new().name("sender".into()).spawn({
         let (spool, sender_stop) = (spool.clone(), sender_stop.clone());
-        move || sender::run(&spool, &sender, &sender_stop, &woken)
+        move || sender::run(&spool, &mut sender, &sender_stop, &woken)
     })?;
 
     let emitter = Emitter {

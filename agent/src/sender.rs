@@ -7,12 +7,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use heimdall_azure_storage::{check, Account, Endpoint, Queue, StorageError};
+use heimdall_azure_storage::{check, Account, Credential, Endpoint, Queue, StorageError};
 use heimdall_events::Envelope;
 
 use crate::backoff::{sleep_unless_stopped, Backoff, STOP_CHECK};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, QueueAuth};
 use crate::http::Http;
+use crate::imds::TokenSource;
 use crate::log;
 use crate::spool::{Spool, Spooled};
 
@@ -24,6 +25,8 @@ pub const RETRY_MAX: Duration = Duration::from_secs(30);
 pub struct Sender {
     http: Http,
     queue: Queue,
+    /// Where the queue's bearer tokens come from; `None` with SharedKey.
+    tokens: Option<TokenSource>,
     kick: Option<Kick>,
 }
 
@@ -43,30 +46,94 @@ enum Outcome {
 
 impl Sender {
     pub fn new(config: &AgentConfig, http: Http) -> anyhow::Result<Sender> {
-        let account = Account::new(&config.storage_account, &config.storage_key)
-            .context("HEIMDALL_STORAGE_ACCOUNT / HEIMDALL_STORAGE_KEY")?;
         let endpoint = Endpoint::new(&config.queue_endpoint, &config.storage_account)
-            .context("HEIMDALL_QUEUE_ENDPOINT")?;
+            .context("HEIMDALL_QUEUE_ENDPOINT / HEIMDALL_STORAGE_ACCOUNT")?;
+        let (queue, tokens) = match &config.queue_auth {
+            QueueAuth::SharedKey { key } => {
+                let account = Account::new(&config.storage_account, key)
+                    .context("HEIMDALL_STORAGE_ACCOUNT / HEIMDALL_STORAGE_KEY")?;
+                (Queue::new(account, endpoint, &config.queue_name), None)
+            }
+            QueueAuth::ManagedIdentity => {
+                // The first real token is fetched before the first put (see `authorize`); a
+                // placeholder keeps the queue's construction free of I/O.
+                let placeholder = heimdall_azure_storage::BearerToken::new("none")?;
+                let queue = Queue::with_credential(
+                    Credential::Bearer(placeholder),
+                    endpoint,
+                    &config.queue_name,
+                );
+                (queue, Some(TokenSource::new(&config.imds_endpoint)))
+            }
+        };
         let kick = config.kick_url.as_ref().map(|url| Kick {
             url: url.clone(),
             bearer: format!("Bearer {}", config.app_secret),
         });
         Ok(Sender {
             http,
-            queue: Queue::new(account, endpoint, &config.queue_name),
+            queue,
+            tokens,
             kick,
         })
     }
 
-    fn deliver(&self, envelope: &Envelope) -> Outcome {
-        let request = self
-            .queue
-            .put_message(&envelope.to_json(), SystemTime::now());
-        let response = match self.http.send(request) {
+    fn deliver(&mut self, envelope: &Envelope) -> Outcome {
+        if let Err(error) = self.authorize(false) {
+            return Outcome::Retry(error);
+        }
+        let mut response = match self.put(envelope) {
             Ok(response) => response,
             Err(error) => return Outcome::Retry(error),
         };
-        match check(&response) {
+        if self.token_refused(&response) {
+            // Revoked or expired early, or a role granted after the token was issued: one new
+            // token and one more try; after that the usual backoff.
+            log(&format!(
+                "queue refused the storage token ({}); asking IMDS for a new one",
+                response.status()
+            ));
+            if let Err(error) = self.authorize(true) {
+                return Outcome::Retry(error);
+            }
+            response = match self.put(envelope) {
+                Ok(response) => response,
+                Err(error) => return Outcome::Retry(error),
+            };
+        }
+        self.outcome(&response)
+    }
+
+    fn put(&self, envelope: &Envelope) -> anyhow::Result<http::Response<Vec<u8>>> {
+        let request = self
+            .queue
+            .put_message(&envelope.to_json(), SystemTime::now());
+        self.http.send(request)
+    }
+
+    /// With managed identity, gives the queue a current token (a new one if `renew`). An error
+    /// (IMDS unreachable, updating, throttled) is retried like a failed put.
+    fn authorize(&mut self, renew: bool) -> anyhow::Result<()> {
+        let Some(tokens) = &mut self.tokens else {
+            return Ok(());
+        };
+        let token = if renew {
+            tokens.renew(&self.http)
+        } else {
+            tokens.current(&self.http)
+        };
+        let token = token.context("no storage token from IMDS (managed identity)")?;
+        self.queue.set_credential(Credential::Bearer(token));
+        Ok(())
+    }
+
+    /// 401 (token not accepted) or 403 (not allowed) while sending a bearer token.
+    fn token_refused(&self, response: &http::Response<Vec<u8>>) -> bool {
+        self.tokens.is_some() && matches!(response.status().as_u16(), 401 | 403)
+    }
+
+    fn outcome(&self, response: &http::Response<Vec<u8>>) -> Outcome {
+        match check(response) {
             Ok(()) => Outcome::Sent,
             Err(error) if error.status() == Some(413) => Outcome::Refused(error),
             Err(error) if error.is_code("QueueNotFound") => {
@@ -112,7 +179,7 @@ impl Sender {
 
 /// The sender thread's loop: until `stop`, send what the spool holds; when it is empty, wait
 /// for `wake` (a new envelope was spooled).
-pub fn run(spool: &Spool, sender: &Sender, stop: &AtomicBool, wake: &Receiver<()>) {
+pub fn run(spool: &Spool, sender: &mut Sender, stop: &AtomicBool, wake: &Receiver<()>) {
     let mut retry = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     // Kick once a burst has gone out, not after every message of it.
     let mut kick_due = false;
@@ -157,7 +224,7 @@ enum Step {
     Retry(anyhow::Error),
 }
 
-fn send_one(spool: &Spool, sender: &Sender, spooled: &Spooled) -> Step {
+fn send_one(spool: &Spool, sender: &mut Sender, spooled: &Spooled) -> Step {
     let envelope = &spooled.envelope;
     let started = Instant::now();
     match sender.deliver(envelope) {

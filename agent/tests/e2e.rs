@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{eventually, Recorded, Server, TempDir};
-use heimdall_agent::{run, AgentConfig, LogSource, Spool};
+use heimdall_agent::{run, AgentConfig, LogSource, QueueAuth, Spool};
 use heimdall_events::{Envelope, EventBody, GameEvent, VmUp};
 use heimdall_valheim_log::LogParser;
 
@@ -24,6 +24,11 @@ const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const APP_SECRET: &str = "test-app-secret";
 const QUEUE_PATH: &str = "/devstoreaccount1/events/messages";
+const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
+/// IMDS's answer from the contract; its `access_token` is replaced per test.
+const TOKEN_RESPONSE: &str = include_str!(
+    "../../../shared/contracts/examples/entra/imds-managed-identity-token-response.json"
+);
 const WAIT: Duration = Duration::from_secs(20);
 
 fn config(server: &Server, log: &Path, spool: &Path) -> AgentConfig {
@@ -32,7 +37,9 @@ fn config(server: &Server, log: &Path, spool: &Path) -> AgentConfig {
         queue_endpoint: server.origin.clone(),
         queue_name: "events".into(),
         storage_account: "devstoreaccount1".into(),
-        storage_key: DEV_KEY.into(),
+        queue_auth: QueueAuth::SharedKey {
+            key: DEV_KEY.into(),
+        },
         kick_url: Some(format!("{}/reactions/kick", server.origin)),
         app_secret: APP_SECRET.into(),
         log_source: LogSource::File {
@@ -233,4 +240,81 @@ fn spooled_events_survive_an_outage_and_a_restart_in_order() {
     }));
     assert_eq!(game_events(&up.requests_to(QUEUE_PATH)), expected);
     assert!(spooled.pending().expect("list").is_empty());
+}
+
+/// The contract's IMDS answer carrying `token` (its numbers are strings, as IMDS writes them).
+fn token_response(token: &str) -> String {
+    TOKEN_RESPONSE.replace("eyJ0eXAi...", token)
+}
+
+/// Whether the request asks IMDS for a storage token the way IMDS wants to be asked.
+fn is_storage_token_request(request: &Recorded) -> bool {
+    let query = request.target.split_once('?').map_or("", |(_, q)| q);
+    let decoded = query.replace("%3A", ":").replace("%2F", "/");
+    request.method == "GET"
+        && request.header("metadata") == Some("true")
+        && decoded.split('&').any(|p| p == "api-version=2018-02-01")
+        && decoded
+            .split('&')
+            .any(|p| p == "resource=https://storage.azure.com/")
+}
+
+#[test]
+fn managed_identity_tokens_from_imds_authorize_the_puts() {
+    let dir = TempDir::new("managed-identity");
+    let log = dir.path().join("valheim.log");
+    fs::write(&log, SESSION).expect("write log");
+    let spool = dir.path().join("spool");
+
+    // IMDS is updating at first (410), then gives "token-1", which the queue no longer accepts
+    // (401, as for a revoked token), then "token-2", which it does.
+    let token_calls = Arc::new(AtomicUsize::new(0));
+    let server = Server::start({
+        let token_calls = token_calls.clone();
+        move |request| match request.path() {
+            TOKEN_PATH if !is_storage_token_request(request) => (400, "{}".into()),
+            TOKEN_PATH => match token_calls.fetch_add(1, Ordering::SeqCst) {
+                0 => (410, "{\"error\":\"unavailable\"}".into()),
+                1 => (200, token_response("token-1")),
+                _ => (200, token_response("token-2")),
+            },
+            QUEUE_PATH if request.header("authorization") != Some("Bearer token-2") => (
+                401,
+                "<Error><Code>InvalidAuthenticationInfo</Code></Error>".into(),
+            ),
+            _ => azure_like(request),
+        }
+    });
+    let mut config = config(&server, &log, &spool);
+    config.queue_auth = QueueAuth::ManagedIdentity;
+    let agent = start(config);
+
+    let mut expected = vec![vm_up()];
+    expected.extend(parsed(SESSION));
+    let accepted = || {
+        server
+            .requests_to(QUEUE_PATH)
+            .into_iter()
+            .filter(|r| r.header("authorization") == Some("Bearer token-2"))
+            .collect::<Vec<_>>()
+    };
+    assert!(eventually(WAIT, || accepted().len() >= expected.len()));
+    agent.stop();
+
+    let puts = accepted();
+    assert_eq!(game_events(&puts), expected);
+    for put in &puts {
+        // Entra tokens need x-ms-version 2017-11-09 or later (ISO dates compare as text).
+        let version = put.header("x-ms-version").expect("x-ms-version");
+        assert!(version >= "2017-11-09", "{version}");
+        assert!(put.header("x-ms-date").is_some());
+    }
+    // One refused put with token-1, then the new token; kept for all the rest.
+    let refused = server.requests_to(QUEUE_PATH).len() - puts.len();
+    assert_eq!(refused, 1);
+    let token_requests = server.requests_to(TOKEN_PATH);
+    assert_eq!(token_requests.len(), 3);
+    assert!(token_requests.iter().all(is_storage_token_request));
+    let spooled = Spool::open(&spool).expect("spool").pending().expect("list");
+    assert!(spooled.is_empty(), "left in the spool: {spooled:?}");
 }

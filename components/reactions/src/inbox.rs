@@ -61,7 +61,13 @@ pub(crate) async fn run(config: &Config, tick: bool) -> anyhow::Result<Report> {
             now,
             EventBody::Tick,
         );
-        process(config, &mut stored, Input::Event(tick), &mut report).await?;
+        process(
+            config,
+            &mut stored,
+            Input::Event(Box::new(tick)),
+            &mut report,
+        )
+        .await?;
         let stale = stored.state.stale_effects(now, RETRY_AGE_MS);
         run_effects(config, &mut stored, stale, &mut report).await?;
     }
@@ -77,7 +83,7 @@ async fn take(
 ) -> anyhow::Result<()> {
     match decode(config, &message) {
         Ok(envelope) => {
-            process(config, stored, Input::Event(envelope), report).await?;
+            process(config, stored, Input::Event(Box::new(envelope)), report).await?;
             report.processed += 1;
         }
         Err(reason) => {

@@ -94,9 +94,8 @@ impl Endpoint {
 }
 
 fn is_path_style_host(host: &str) -> bool {
-    host == "localhost"
-        || host.parse::<std::net::Ipv4Addr>().is_ok()
-        || host.starts_with('[') // IPv6 literal
+    host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok() || host.starts_with('[')
+    // IPv6 literal
 }
 
 #[cfg(test)]

@@ -105,7 +105,9 @@ mod tests {
 
     #[test]
     fn reads_the_queue_xml_error_of_the_contract() {
-        let body = include_str!("../../../../shared/contracts/examples/azure-queue/error-invalid-popreceipt.xml");
+        let body = include_str!(
+            "../../../../shared/contracts/examples/azure-queue/error-invalid-popreceipt.xml"
+        );
         let err = check(&response(400, body)).unwrap_err();
         assert!(err.is_code("InvalidQueryParameterValue"));
         assert_eq!(err.status(), Some(400));

@@ -5,15 +5,16 @@ use std::time::SystemTime;
 use base64::Engine as _;
 
 use crate::request::{encode_segment, Call, Service};
-use crate::{Account, Endpoint, StorageError};
+use crate::{Account, Credential, Endpoint, StorageError};
 
 /// Messages above this size are refused by the service (64 KiB of Base64 text).
 pub const MAX_MESSAGE_TEXT: usize = 64 * 1024;
 
-/// One queue of an account.
+/// One queue of an account, with the credential its requests carry.
 #[derive(Clone, Debug)]
 pub struct Queue {
-    account: Account,
+    credential: Credential,
+    /// Knows the account name too: path-style endpoints (Azurite) put it in the path.
     endpoint: Endpoint,
     name: String,
 }
@@ -40,12 +41,24 @@ impl ReceivedMessage {
 }
 
 impl Queue {
+    /// A queue whose requests are signed with the account key (SharedKey).
     pub fn new(account: Account, endpoint: Endpoint, name: &str) -> Queue {
+        Queue::with_credential(Credential::SharedKey(account), endpoint, name)
+    }
+
+    /// A queue whose requests carry `credential`, e.g. an Entra token
+    /// ([`Credential::Bearer`]).
+    pub fn with_credential(credential: Credential, endpoint: Endpoint, name: &str) -> Queue {
         Queue {
-            account,
+            credential,
             endpoint,
             name: name.to_owned(),
         }
+    }
+
+    /// Replaces the credential of the requests built from now on: a refreshed token.
+    pub fn set_credential(&mut self, credential: Credential) {
+        self.credential = credential;
     }
 
     pub fn name(&self) -> &str {
@@ -55,7 +68,7 @@ impl Queue {
     /// Create Queue: 201 when created, 204 when it already exists with no metadata.
     pub fn create(&self, now: SystemTime) -> http::Request<Vec<u8>> {
         self.call("PUT", format!("/{}", self.name), vec![], vec![])
-            .build(&self.account, &self.endpoint, now)
+            .build(&self.credential, &self.endpoint, now)
     }
 
     /// Put Message. The text is Base64-encoded so that any bytes survive the XML body.
@@ -64,7 +77,7 @@ impl Queue {
         let body = format!("<QueueMessage><MessageText>{encoded}</MessageText></QueueMessage>");
         let mut call = self.call("POST", self.messages(), vec![], body.into_bytes());
         call.content_type = "application/xml";
-        call.build(&self.account, &self.endpoint, now)
+        call.build(&self.credential, &self.endpoint, now)
     }
 
     /// Get Messages: up to `max` (1..=32) messages, hidden for `visibility_timeout_s` seconds.
@@ -78,8 +91,11 @@ impl Queue {
             ("numofmessages", max.clamp(1, 32).to_string()),
             ("visibilitytimeout", visibility_timeout_s.max(1).to_string()),
         ];
-        self.call("GET", self.messages(), query, vec![])
-            .build(&self.account, &self.endpoint, now)
+        self.call("GET", self.messages(), query, vec![]).build(
+            &self.credential,
+            &self.endpoint,
+            now,
+        )
     }
 
     /// Peek Messages: up to `max` messages without taking them (no pop receipt, no count).
@@ -88,8 +104,11 @@ impl Queue {
             ("numofmessages", max.clamp(1, 32).to_string()),
             ("peekonly", "true".to_owned()),
         ];
-        self.call("GET", self.messages(), query, vec![])
-            .build(&self.account, &self.endpoint, now)
+        self.call("GET", self.messages(), query, vec![]).build(
+            &self.credential,
+            &self.endpoint,
+            now,
+        )
     }
 
     /// Delete Message with the pop receipt of its latest dequeue.
@@ -101,7 +120,7 @@ impl Queue {
         let resource = format!("{}/{}", self.messages(), encode_segment(&message.id));
         let query = vec![("popreceipt", message.pop_receipt.clone())];
         self.call("DELETE", resource, query, vec![])
-            .build(&self.account, &self.endpoint, now)
+            .build(&self.credential, &self.endpoint, now)
     }
 
     fn messages(&self) -> String {
@@ -177,8 +196,7 @@ fn parse_message(node: roxmltree::Node) -> Result<ReceivedMessage, StorageError>
 mod tests {
     use super::*;
 
-    const DEV_KEY: &str =
-        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    use crate::DEV_KEY;
 
     fn queue() -> Queue {
         let account = Account::new("devstoreaccount1", DEV_KEY).unwrap();
@@ -214,7 +232,46 @@ mod tests {
         );
         let auth = request.headers()["authorization"].to_str().unwrap();
         assert!(auth.starts_with("SharedKey devstoreaccount1:"));
-        assert_eq!(request.headers()["x-ms-date"], "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            request.headers()["x-ms-date"],
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+    }
+
+    fn bearer(token: &str) -> Credential {
+        Credential::Bearer(crate::BearerToken::new(token).unwrap())
+    }
+
+    #[test]
+    fn bearer_put_carries_the_token_and_the_versioned_headers() {
+        let endpoint = Endpoint::new("https://acct.queue.core.windows.net", "acct").unwrap();
+        let queue = Queue::with_credential(bearer("eyJ0eXAi.token"), endpoint, "events");
+        let request = queue.put_message("hi", SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            request.uri(),
+            "https://acct.queue.core.windows.net/events/messages"
+        );
+        let headers = request.headers();
+        assert_eq!(headers["authorization"], "Bearer eyJ0eXAi.token");
+        assert_eq!(headers["x-ms-version"], crate::API_VERSION);
+        assert_eq!(headers["x-ms-date"], "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(headers["content-type"], "application/xml");
+        assert!(!format!("{queue:?}").contains("token"));
+    }
+
+    #[test]
+    fn bearer_keeps_the_account_in_path_style_urls_and_can_be_replaced() {
+        let mut queue = queue();
+        queue.set_credential(bearer("first"));
+        let request = queue.create(SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            request.uri(),
+            "http://127.0.0.1:10001/devstoreaccount1/events"
+        );
+        assert_eq!(request.headers()["authorization"], "Bearer first");
+        queue.set_credential(bearer("second"));
+        let request = queue.peek_messages(1, SystemTime::UNIX_EPOCH);
+        assert_eq!(request.headers()["authorization"], "Bearer second");
     }
 
     #[test]

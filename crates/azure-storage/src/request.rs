@@ -1,11 +1,11 @@
-//! Builds signed requests; shared by the queue and table modules.
+//! Builds authorized requests; shared by the queue and table modules.
 
 use std::time::SystemTime;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::shared_key::{queue_authorization, table_authorization, Signed};
-use crate::{Account, Endpoint, API_VERSION};
+use crate::{Credential, Endpoint, API_VERSION};
 
 /// Characters left as they are in a query value; everything else is percent-encoded.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -38,28 +38,18 @@ pub(crate) struct Call<'a> {
 impl Call<'_> {
     pub fn build(
         self,
-        account: &Account,
+        credential: &Credential,
         endpoint: &Endpoint,
         now: SystemTime,
     ) -> http::Request<Vec<u8>> {
         let path = endpoint.path(&self.resource);
+        // A bearer token needs both headers too: x-ms-version says which rules apply (2017-11-09
+        // or later for tokens) and x-ms-date dates the request.
         let ms_headers = [
             ("x-ms-date", httpdate::fmt_http_date(now)),
             ("x-ms-version", API_VERSION.to_owned()),
         ];
-        let signed = Signed {
-            method: self.method,
-            path: &path,
-            query: &self.query,
-            content_length: self.body.len(),
-            content_type: self.content_type,
-            if_match: self.if_match.unwrap_or_default(),
-            ms_headers: &ms_headers,
-        };
-        let authorization = match self.service {
-            Service::Queue => queue_authorization(account, &signed),
-            Service::Table => table_authorization(account, &signed),
-        };
+        let authorization = self.authorization(credential, &path, &ms_headers);
         let mut builder = http::Request::builder()
             .method(self.method)
             .uri(endpoint.url(&with_query(&path, &self.query)))
@@ -80,6 +70,33 @@ impl Call<'_> {
         builder
             .body(self.body)
             .expect("method, URI and headers are built from validated parts")
+    }
+
+    /// The `Authorization` value: a SharedKey signature over the request's parts (whose layout
+    /// differs between the services), or the bearer token as it is.
+    fn authorization(
+        &self,
+        credential: &Credential,
+        path: &str,
+        ms_headers: &[(&str, String)],
+    ) -> String {
+        let account = match credential {
+            Credential::SharedKey(account) => account,
+            Credential::Bearer(token) => return token.authorization(),
+        };
+        let signed = Signed {
+            method: self.method,
+            path,
+            query: &self.query,
+            content_length: self.body.len(),
+            content_type: self.content_type,
+            if_match: self.if_match.unwrap_or_default(),
+            ms_headers,
+        };
+        match self.service {
+            Service::Queue => queue_authorization(account, &signed),
+            Service::Table => table_authorization(account, &signed),
+        }
     }
 }
 

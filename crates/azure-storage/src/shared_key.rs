@@ -87,9 +87,7 @@ fn authorization(account: &Account, to_sign: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The key of Azurite's well-known development account (public, documented).
-    const DEV_KEY: &str =
-        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    use crate::DEV_KEY;
 
     fn sign_queue(to_sign: &str) -> String {
         let account = Account::new("devstoreaccount1", DEV_KEY).unwrap();

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use crate::request::{encode_segment, Call, Service};
-use crate::{check, Account, Endpoint, StorageError};
+use crate::{check, Account, Credential, Endpoint, StorageError};
 
 const JSON: &str = "application/json";
 /// We never need OData type annotations back: our properties are strings and numbers.
@@ -14,7 +14,8 @@ const ACCEPT: &str = "application/json;odata=nometadata";
 /// One table of an account.
 #[derive(Clone, Debug)]
 pub struct Table {
-    account: Account,
+    /// Always SharedKey for now; the components that use tables hold the account key.
+    credential: Credential,
     endpoint: Endpoint,
     name: String,
 }
@@ -29,7 +30,7 @@ pub struct Entity {
 impl Table {
     pub fn new(account: Account, endpoint: Endpoint, name: &str) -> Table {
         Table {
-            account,
+            credential: Credential::SharedKey(account),
             endpoint,
             name: name.to_owned(),
         }
@@ -39,13 +40,13 @@ impl Table {
     pub fn create(&self, now: SystemTime) -> http::Request<Vec<u8>> {
         let body = serde_json::json!({ "TableName": self.name }).to_string();
         self.call("POST", "/Tables".into(), body.into_bytes(), None)
-            .build(&self.account, &self.endpoint, now)
+            .build(&self.credential, &self.endpoint, now)
     }
 
     /// Get one entity: 200 with the entity and an `ETag` header, or 404.
     pub fn get(&self, partition: &str, row: &str, now: SystemTime) -> http::Request<Vec<u8>> {
         self.call("GET", self.entity_path(partition, row), vec![], None)
-            .build(&self.account, &self.endpoint, now)
+            .build(&self.credential, &self.endpoint, now)
     }
 
     /// Insert Entity: 204 with an `ETag`, or 409 `EntityAlreadyExists`.
@@ -59,7 +60,7 @@ impl Table {
         let body = with_keys(partition, row, properties);
         let mut call = self.call("POST", format!("/{}", self.name), body, None);
         call.extra.push(("prefer", "return-no-content"));
-        call.build(&self.account, &self.endpoint, now)
+        call.build(&self.credential, &self.endpoint, now)
     }
 
     /// Update Entity (replace) only if the entity still has `etag`: 204 with the new `ETag`,
@@ -74,7 +75,7 @@ impl Table {
     ) -> http::Request<Vec<u8>> {
         let body = with_keys(partition, row, properties);
         self.call("PUT", self.entity_path(partition, row), body, Some(etag))
-            .build(&self.account, &self.endpoint, now)
+            .build(&self.credential, &self.endpoint, now)
     }
 
     fn entity_path(&self, partition: &str, row: &str) -> String {
@@ -154,8 +155,7 @@ pub fn etag(response: &http::Response<Vec<u8>>) -> Result<String, StorageError> 
 mod tests {
     use super::*;
 
-    const DEV_KEY: &str =
-        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    use crate::DEV_KEY;
 
     fn table() -> Table {
         let account = Account::new("devstoreaccount1", DEV_KEY).unwrap();

@@ -82,9 +82,17 @@ mod tests {
     #[test]
     fn operators_only_for_start_and_stop() {
         let access = Access::from_settings("g", "admin, mod");
-        assert!(access.check(&command(CommandKind::Start, "g", &["mod"])).is_ok());
-        assert!(access.check(&command(CommandKind::Stop, "g", &["x"])).is_err());
-        assert!(access.check(&command(CommandKind::Status, "g", &[])).is_ok());
-        assert!(access.check(&command(CommandKind::Status, "other", &[])).is_err());
+        assert!(access
+            .check(&command(CommandKind::Start, "g", &["mod"]))
+            .is_ok());
+        assert!(access
+            .check(&command(CommandKind::Stop, "g", &["x"]))
+            .is_err());
+        assert!(access
+            .check(&command(CommandKind::Status, "g", &[]))
+            .is_ok());
+        assert!(access
+            .check(&command(CommandKind::Status, "other", &[]))
+            .is_err());
     }
 }

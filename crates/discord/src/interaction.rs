@@ -156,8 +156,9 @@ impl Reply {
 mod tests {
     use super::*;
 
-    const SLASH: &str =
-        include_str!("../../../../shared/contracts/examples/discord/interaction-application-command-slash.json");
+    const SLASH: &str = include_str!(
+        "../../../../shared/contracts/examples/discord/interaction-application-command-slash.json"
+    );
 
     fn with_name(name: &str) -> Vec<u8> {
         SLASH.replace("cardsearch", name).into_bytes()

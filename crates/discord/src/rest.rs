@@ -123,7 +123,10 @@ mod tests {
         let long = "x".repeat(3000);
         let request = create_message("https://discord.com", "s", "1", &long);
         let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
-        assert_eq!(body["content"].as_str().unwrap().chars().count(), MAX_CONTENT);
+        assert_eq!(
+            body["content"].as_str().unwrap().chars().count(),
+            MAX_CONTENT
+        );
     }
 
     #[test]

@@ -80,7 +80,10 @@ mod tests {
         let mut message = timestamp.as_bytes().to_vec();
         message.extend_from_slice(body);
         let signature = hex::encode(pair.sk.sign(&message, None).as_ref());
-        (Verifier::new(&hex::encode(pair.pk.as_ref())).unwrap(), signature)
+        (
+            Verifier::new(&hex::encode(pair.pk.as_ref())).unwrap(),
+            signature,
+        )
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub enum ScaleOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// A message from the queue.
-    Event(Envelope),
+    Event(Box<Envelope>),
     /// The outcome of a `Scale` or `PollOperation` effect.
     Scaled(ScaleOutcome),
     /// The outcome of `LookupInstance`.
@@ -132,7 +132,7 @@ impl ServerState {
         self.now_ms = now_ms;
         let before = self.outbox.len();
         match input {
-            Input::Event(envelope) => self.event(envelope),
+            Input::Event(envelope) => self.event(*envelope),
             Input::Scaled(outcome) => self.scaled(outcome),
             Input::Instance { public_ip } => {
                 if let Some(ip) = public_ip {
@@ -315,8 +315,11 @@ impl ServerState {
     }
 
     fn ready(&mut self, ready: ServerReady) {
-        if matches!(self.status, Status::Stopping | Status::Stopped) {
-            return;
+        match self.status {
+            Status::Stopping | Status::Stopped => return,
+            // Crossplay servers announce their join code in a second "ready": an update.
+            Status::Running => return self.join_code_update(ready.join_code),
+            Status::Starting | Status::Booting => {}
         }
         self.status = Status::Running;
         self.world = ready.world_name.or(self.world.take());
@@ -324,6 +327,15 @@ impl ServerState {
         let content = messages::ready(self);
         self.progress(content.clone());
         self.progress_reply = None;
+        self.announce(content);
+    }
+
+    fn join_code_update(&mut self, join_code: Option<String>) {
+        if join_code.is_none() || join_code == self.join_code {
+            return;
+        }
+        self.join_code = join_code;
+        let content = messages::ready(self);
         self.announce(content);
     }
 

@@ -6,7 +6,12 @@ use heimdall_events::{
 use crate::{Effect, EffectKind, Input, ScaleOutcome, ServerState, Status};
 
 fn envelope(id: &str, body: EventBody) -> Input {
-    Input::Event(Envelope::new(id.into(), "valheim".into(), 0, body))
+    Input::Event(Box::new(Envelope::new(
+        id.into(),
+        "valheim".into(),
+        0,
+        body,
+    )))
 }
 
 fn command(id: &str, kind: CommandKind) -> Input {
@@ -185,7 +190,11 @@ fn effects_stay_in_the_outbox_until_done() {
     let again = s.apply(envelope("t2", EventBody::Tick), 3_000);
     assert_eq!(kinds(&again), vec![&EffectKind::Scale { capacity: 1 }]);
     // Only effects old enough are handed out for retry.
-    assert_eq!(s.stale_effects(3_500, 1_000).len(), 1, "the reply edit from t=1000");
+    assert_eq!(
+        s.stale_effects(3_500, 1_000).len(),
+        1,
+        "the reply edit from t=1000"
+    );
     assert_eq!(s.stale_effects(3_500, 10_000).len(), 0);
 }
 
@@ -212,4 +221,31 @@ fn state_round_trips_through_json() {
     let back: ServerState = serde_json::from_str(&json).unwrap();
     assert_eq!(serde_json::to_string(&back).unwrap(), json);
     assert_eq!(back.outbox, s.outbox);
+}
+
+#[test]
+fn a_second_ready_only_updates_the_join_code() {
+    let mut s = ServerState::new(2456);
+    step(&mut s, command("c1", CommandKind::Start));
+    step(&mut s, Input::Scaled(ScaleOutcome::Succeeded));
+    step(
+        &mut s,
+        Input::Instance {
+            public_ip: Some("20.1.2.3".into()),
+        },
+    );
+    let first = ServerReady {
+        world_name: Some("Vanaheim".into()),
+        join_code: None,
+    };
+    step(&mut s, game("g1", GameEvent::ServerReady(first.clone())));
+    assert!(step(&mut s, game("g2", GameEvent::ServerReady(first))).is_empty());
+    let coded = ServerReady {
+        world_name: Some("Vanaheim".into()),
+        join_code: Some("371904".into()),
+    };
+    let e = step(&mut s, game("g3", GameEvent::ServerReady(coded)));
+    assert_eq!(kinds(&e).len(), 1);
+    assert!(texts(&e)[0].contains("crossplay join code 371904"));
+    assert_eq!(s.status, Status::Running);
 }

@@ -282,15 +282,7 @@ impl MessageBody {
     const MAX_EMBEDS: usize = 10;
 
     fn read(request: &http::Request<Bytes>) -> Result<Self, Reply> {
-        let content_type = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        if !content_type.is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        }) {
+        if !crate::util::json_content_type(request).0 {
             return Err(form_error(
                 None,
                 "CONTENT_TYPE_INVALID",

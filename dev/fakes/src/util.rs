@@ -157,6 +157,20 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Splits a path into its non-empty segments.
+/// The request's `Content-Type` and whether it is JSON, as both services require.
+pub(crate) fn json_content_type(request: &http::Request<bytes::Bytes>) -> (bool, &str) {
+    let content_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let is_json = content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json");
+    (is_json, content_type)
+}
+
 pub(crate) fn segments(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()
 }

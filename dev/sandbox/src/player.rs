@@ -39,7 +39,7 @@ impl Answer {
 /// An interaction ready to send.
 pub struct Prepared {
     pub token: String,
-    body: String,
+    pub body: String,
 }
 
 /// How to spoil a request, to see it refused.
@@ -121,6 +121,15 @@ impl Player {
         body: Vec<u8>,
         forgery: Forgery,
     ) -> anyhow::Result<http::Response<Vec<u8>>> {
+        self.http.send(self.signed(body, forgery)?).await
+    }
+
+    /// The request Discord would send for `body`, signed now (or forged as asked).
+    pub fn signed(
+        &self,
+        body: Vec<u8>,
+        forgery: Forgery,
+    ) -> anyhow::Result<http::Request<Vec<u8>>> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let timestamp = match forgery {
             Forgery::OldTimestamp => now - 600,
@@ -134,7 +143,7 @@ impl Player {
             _ => self.keys.sk.clone(),
         };
         let signature = hex::encode(signer.sign(&message, None).as_ref());
-        let request = http::Request::post(&self.interactions_url)
+        Ok(http::Request::post(&self.interactions_url)
             .header("content-type", "application/json")
             .header(
                 "user-agent",
@@ -142,7 +151,6 @@ impl Player {
             )
             .header("x-signature-ed25519", signature)
             .header("x-signature-timestamp", timestamp)
-            .body(body)?;
-        self.http.send(request).await
+            .body(body)?)
     }
 }

@@ -10,7 +10,9 @@ const IP: &str = "203.0.113.10";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_discord_evening() {
-    let sandbox = Sandbox::start(Options::default()).await.expect("the sandbox starts");
+    let sandbox = Sandbox::start(Options::default())
+        .await
+        .expect("the sandbox starts");
     let played = session::play(&sandbox).await;
     let statuses = sandbox.statuses.sequence();
     let patches = sandbox.arm.capacity_patches();
@@ -24,9 +26,16 @@ async fn a_discord_evening() {
     assert_eq!(outcome.ping.status, 200);
     assert_eq!(outcome.ping.body, serde_json::json!({ "type": 1 }));
     assert_eq!(outcome.forged, vec![("wrong key", 401), ("replayed", 401)]);
-    assert_eq!(outcome.queued_after_forgeries, 0, "a refused request enqueues nothing");
+    assert_eq!(
+        outcome.queued_after_forgeries, 0,
+        "a refused request enqueues nothing"
+    );
 
-    assert_eq!(patches, vec![1, 0], "one PATCH to 1 for /start, one to 0 for /stop");
+    assert_eq!(
+        patches,
+        vec![1, 0],
+        "one PATCH to 1 for /start, one to 0 for /stop"
+    );
     assert_eq!(
         statuses,
         ["starting", "booting", "running", "stopping", "stopped"],
@@ -35,23 +44,55 @@ async fn a_discord_evening() {
 
     let said: Vec<(bool, String)> = messages
         .iter()
-        .map(|m| (matches!(m.kind, MessageKind::ChannelMessage { .. }), m.content.clone()))
+        .map(|m| {
+            (
+                matches!(m.kind, MessageKind::ChannelMessage { .. }),
+                m.content.clone(),
+            )
+        })
         .collect();
     let expected: Vec<(bool, String)> = vec![
-        (false, "⏳ Starting the server for Ada… asking Azure for a VM.".into()),
+        (
+            false,
+            "⏳ Starting the server for Ada… asking Azure for a VM.".into(),
+        ),
         (false, format!("🖥️ VM up at {IP}, loading world…")),
-        (false, format!("✅ Server is ready! Join at {IP}:2456 (world Vanaheim)")),
-        (true, format!("✅ Server is ready! Join at {IP}:2456 (world Vanaheim)")),
+        (
+            false,
+            format!("✅ Server is ready! Join at {IP}:2456 (world Vanaheim)"),
+        ),
+        (
+            true,
+            format!("✅ Server is ready! Join at {IP}:2456 (world Vanaheim)"),
+        ),
         (true, "⚔️ Freya Stormborn joined (1 online)".into()),
         (true, "👋 Freya Stormborn left (0 online)".into()),
-        (false, format!("🟢 The server is running at {IP}:2456, nobody online.")),
+        (
+            false,
+            format!("🟢 The server is running at {IP}:2456, nobody online."),
+        ),
         (false, "🛑 Stopping the server for Ada…".into()),
-        (false, "💤 Server stopped. The world is saved; nothing is billed until the next /start.".into()),
+        (
+            false,
+            "💤 Server stopped. The world is saved; nothing is billed until the next /start."
+                .into(),
+        ),
     ];
-    assert_eq!(said, expected, "Discord messages, in order (false = reply edit, true = channel)");
+    assert_eq!(
+        said, expected,
+        "Discord messages, in order (false = reply edit, true = channel)"
+    );
 
-    assert_eq!(left_on_queue.expect("peek events").len(), 0, "every event was consumed");
-    assert_eq!(poisoned.expect("peek poison").len(), 0, "nothing was set aside");
+    assert_eq!(
+        left_on_queue.expect("peek events").len(),
+        0,
+        "every event was consumed"
+    );
+    assert_eq!(
+        poisoned.expect("peek poison").len(),
+        0,
+        "nothing was set aside"
+    );
     for latency in &outcome.event_latencies {
         assert!(*latency < Duration::from_secs(30), "bounded wait");
     }
@@ -59,7 +100,9 @@ async fn a_discord_evening() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refusals_and_poison_messages() {
-    let sandbox = Sandbox::start(Options::default()).await.expect("the sandbox starts");
+    let sandbox = Sandbox::start(Options::default())
+        .await
+        .expect("the sandbox starts");
     let result = refusals(&sandbox).await;
     sandbox.shutdown().await;
     result.expect("refusals behave");
@@ -74,22 +117,53 @@ async fn refusals(sandbox: &Sandbox) -> anyhow::Result<()> {
         let request = http::Request::post(format!("{base}{path}"))
             .header("authorization", format!("Bearer {bearer}"))
             .body(Vec::new())?;
-        assert_eq!(http.send(request).await?.status(), 401, "{path} without the secret");
+        assert_eq!(
+            http.send(request).await?.status(),
+            401,
+            "{path} without the secret"
+        );
     }
-    let scaler = http::Request::post(format!("{base}/capacity")).body(br#"{"capacity":1}"#.to_vec())?;
-    assert_eq!(http.send(scaler).await?.status(), 404, "the scaler is private");
+    let scaler =
+        http::Request::post(format!("{base}/capacity")).body(br#"{"capacity":1}"#.to_vec())?;
+    assert_eq!(
+        http.send(scaler).await?.status(),
+        404,
+        "the scaler is private"
+    );
 
     // Garbage on the queue is set aside on the first delivery, not retried forever.
-    let garbage = sandbox.storage.events.put_message("not an event", SystemTime::now());
+    let garbage = sandbox
+        .storage
+        .events
+        .put_message("not an event", SystemTime::now());
     assert_eq!(http.send(garbage).await?.status(), 201);
     let kick = http::Request::post(format!("{base}/reactions/kick"))
         .header("authorization", format!("Bearer {}", sandbox.app_secret))
         .body(Vec::new())?;
     let kicked = http.send(kick).await?;
-    assert_eq!(kicked.status(), 200, "{}", String::from_utf8_lossy(kicked.body()));
-    assert_eq!(sandbox.storage.peek(&sandbox.storage.poison).await?.len(), 1);
-    assert_eq!(sandbox.storage.peek(&sandbox.storage.events).await?.len(), 0);
-    assert_eq!(sandbox.arm.capacity_patches(), Vec::<u32>::new(), "garbage scales nothing");
-    assert_eq!(sandbox.storage.status(SERVER_ID).await?, None, "and changes no state");
+    assert_eq!(
+        kicked.status(),
+        200,
+        "{}",
+        String::from_utf8_lossy(kicked.body())
+    );
+    assert_eq!(
+        sandbox.storage.peek(&sandbox.storage.poison).await?.len(),
+        1
+    );
+    assert_eq!(
+        sandbox.storage.peek(&sandbox.storage.events).await?.len(),
+        0
+    );
+    assert_eq!(
+        sandbox.arm.capacity_patches(),
+        Vec::<u32>::new(),
+        "garbage scales nothing"
+    );
+    assert_eq!(
+        sandbox.storage.status(SERVER_ID).await?,
+        None,
+        "and changes no state"
+    );
     Ok(())
 }

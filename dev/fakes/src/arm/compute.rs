@@ -311,19 +311,12 @@ fn patch(
 
 /// `sku.capacity` from a `VirtualMachineScaleSetUpdate` body; absent means unchanged.
 fn requested_capacity(request: &http::Request<Bytes>, current: u32) -> Result<u32, Reply> {
-    let content_type = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    if !content_type.is_some_and(|v| {
-        v.trim_start()
-            .to_ascii_lowercase()
-            .starts_with("application/json")
-    }) {
+    let (is_json, content_type) = crate::util::json_content_type(request);
+    if !is_json {
         return Err(cloud_error(
             415,
             "UnsupportedMediaType",
-            &format!("The content media type '{}' is not supported. Only 'application/json' is supported.", content_type.unwrap_or_default()),
+            &format!("The content media type '{content_type}' is not supported. Only 'application/json' is supported."),
         ));
     }
     let body: serde_json::Value = serde_json::from_slice(request.body()).map_err(|e| {
