@@ -4,7 +4,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use heimdall_azure_storage::{check, queue::parse_messages, ReceivedMessage};
+use heimdall_azure_storage::queue::{parse_messages, parse_peeked};
+use heimdall_azure_storage::{check, ReceivedMessage};
 use heimdall_events::{Envelope, EventBody};
 use heimdall_server_state::{Effect, EffectKind, Input};
 use heimdall_spin_io::send;
@@ -21,6 +22,10 @@ const MAX_BATCHES: usize = 8;
 const VISIBILITY_S: u32 = 60;
 /// A message delivered more often than this is set aside (DESIGN: above 5).
 const MAX_DELIVERIES: u32 = 5;
+/// How long a drain lease lasts; longer than an invocation may run (the host stops it at 30 s).
+const LEASE_MS: u64 = 45_000;
+/// Rounds of lease, drain, release, look again, for one invocation.
+const MAX_LEASES: usize = 3;
 /// Effects left in the outbox this long are retried by the tick.
 const RETRY_AGE_MS: u64 = 10_000;
 /// Bound on effect → outcome → effect chains for one event.
@@ -28,6 +33,8 @@ const MAX_ROUNDS: usize = 16;
 
 #[derive(Default, serde::Serialize)]
 pub(crate) struct Report {
+    /// Another invocation held the drain lease; this one did nothing.
+    pub busy: bool,
     pub processed: u32,
     pub poisoned: u32,
     pub effects_done: u32,
@@ -35,22 +42,55 @@ pub(crate) struct Report {
 }
 
 pub(crate) async fn run(config: &Config, tick: bool) -> anyhow::Result<Report> {
+    let owner = lease_owner();
     let mut stored = store::load(config).await?;
     let mut report = Report::default();
+    for _ in 0..MAX_LEASES {
+        let now = now_ms();
+        let leased = store::commit(config, &mut stored, |s| {
+            s.acquire_lease(&owner, now, LEASE_MS)
+        });
+        if !leased.await? {
+            // Another invocation drains right now and will see what we were kicked for.
+            report.busy = true;
+            return Ok(report);
+        }
+        let drained = drain(config, &mut stored, tick, &mut report).await;
+        store::commit(config, &mut stored, |s| s.release_lease(&owner)).await?;
+        drained?;
+        // A message queued while we held the lease had its kick turned away: look once more.
+        if queue_empty(config).await? {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// Whether the events queue is empty (peeking takes nothing).
+async fn queue_empty(config: &Config) -> anyhow::Result<bool> {
+    let response = send(config.events.peek_messages(1, SystemTime::now())).await?;
+    check(&response).context("peek messages")?;
+    Ok(parse_peeked(response.body())?.is_empty())
+}
+
+async fn drain(
+    config: &Config,
+    stored: &mut Stored,
+    tick: bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     for _ in 0..MAX_BATCHES {
-        let response = send(
-            config
-                .events
-                .get_messages(BATCH, VISIBILITY_S, SystemTime::now()),
-        )
-        .await?;
+        let request = config
+            .events
+            .get_messages(BATCH, VISIBILITY_S, SystemTime::now());
+        let response = send(request).await?;
         check(&response).context("get messages")?;
         let messages = parse_messages(response.body())?;
         if messages.is_empty() {
             break;
         }
         for message in messages {
-            take(config, &mut stored, message, &mut report).await?;
+            take(config, stored, message, report).await?;
         }
     }
     if tick {
@@ -61,17 +101,21 @@ pub(crate) async fn run(config: &Config, tick: bool) -> anyhow::Result<Report> {
             now,
             EventBody::Tick,
         );
-        process(
-            config,
-            &mut stored,
-            Input::Event(Box::new(tick)),
-            &mut report,
-        )
-        .await?;
+        process(config, stored, Input::Event(Box::new(tick)), report).await?;
         let stale = stored.state.stale_effects(now, RETRY_AGE_MS);
-        run_effects(config, &mut stored, stale, &mut report).await?;
+        run_effects(config, stored, stale, report).await?;
     }
-    Ok(report)
+    Ok(())
+}
+
+/// A name for this invocation in the drain lease.
+fn lease_owner() -> String {
+    let mut bytes = [0u8; 8];
+    // Without randomness a time-based name still tells invocations apart well enough.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = now_ms().to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Applies one queue message and deletes it; a storage failure leaves it for redelivery.

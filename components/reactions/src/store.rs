@@ -55,6 +55,9 @@ pub(crate) async fn commit<T>(
     for _ in 0..MAX_ATTEMPTS {
         let mut next = stored.state.clone();
         let result = change(&mut next);
+        if next == stored.state {
+            return Ok(result); // nothing to write, nothing to race
+        }
         match write(config, &next, stored.etag.as_deref()).await? {
             Some(new_etag) => {
                 stored.state = next;

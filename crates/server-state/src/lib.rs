@@ -9,7 +9,7 @@
 mod messages;
 mod state;
 
-pub use state::{Effect, EffectKind, Input, Operation, ScaleOutcome, ServerState, Status};
+pub use state::{Effect, EffectKind, Input, Lease, Operation, ScaleOutcome, ServerState, Status};
 
 #[cfg(test)]
 mod tests;

@@ -93,6 +93,15 @@ pub enum Input {
     Instance { public_ip: Option<String> },
 }
 
+/// Which invocation of reactions is draining the queue. One at a time: concurrent kicks would
+/// otherwise all fight over this one entity's ETag and mostly lose.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    /// After this (ms since the Unix epoch) the lease is free again, in case its owner died.
+    pub until_ms: u64,
+}
+
 /// Everything reactions keeps about one game server (stored as one Table entity).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerState {
@@ -113,6 +122,8 @@ pub struct ServerState {
     pub outbox: Vec<Effect>,
     /// Counts effects ever created, to give each a unique id.
     pub effects_created: u64,
+    #[serde(default)]
+    pub drain_lease: Option<Lease>,
     /// The time of the input being applied (not stored).
     #[serde(skip)]
     now_ms: u64,
@@ -140,6 +151,8 @@ impl ServerState {
                 }
             }
         }
+        // The time is for this input only; leaving it would make every state look changed.
+        self.now_ms = 0;
         self.outbox[before..].to_vec()
     }
 
@@ -155,6 +168,27 @@ impl ServerState {
             .filter(|e| now_ms.saturating_sub(e.at_ms) >= age_ms)
             .cloned()
             .collect()
+    }
+
+    /// Takes the drain lease for `owner` unless someone else holds it unexpired.
+    pub fn acquire_lease(&mut self, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
+        if let Some(lease) = &self.drain_lease {
+            if lease.owner != owner && lease.until_ms > now_ms {
+                return false;
+            }
+        }
+        self.drain_lease = Some(Lease {
+            owner: owner.to_owned(),
+            until_ms: now_ms + ttl_ms,
+        });
+        true
+    }
+
+    /// Gives the drain lease back, if `owner` still holds it.
+    pub fn release_lease(&mut self, owner: &str) {
+        if self.drain_lease.as_ref().is_some_and(|l| l.owner == owner) {
+            self.drain_lease = None;
+        }
     }
 
     /// Whether this event id was applied already.

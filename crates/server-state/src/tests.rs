@@ -249,3 +249,16 @@ fn a_second_ready_only_updates_the_join_code() {
     assert!(texts(&e)[0].contains("crossplay join code 371904"));
     assert_eq!(s.status, Status::Running);
 }
+
+#[test]
+fn one_drainer_at_a_time_until_the_lease_runs_out() {
+    let mut s = ServerState::new(2456);
+    assert!(s.acquire_lease("a", 1_000, 500));
+    assert!(!s.acquire_lease("b", 1_200, 500), "held by a");
+    assert!(s.acquire_lease("a", 1_300, 500), "a renews");
+    assert!(s.acquire_lease("b", 1_801, 500), "expired: b takes over");
+    s.release_lease("a");
+    assert_eq!(s.drain_lease.as_ref().map(|l| l.owner.as_str()), Some("b"));
+    s.release_lease("b");
+    assert_eq!(s.drain_lease, None);
+}
