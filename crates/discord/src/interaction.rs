@@ -95,6 +95,17 @@ fn command(raw: RawInteraction, application_id: &str) -> Result<Command, ParseEr
     if raw.token.is_empty() || raw.id.is_empty() {
         return Err(missing("id and token"));
     }
+    // These go into REST URLs later; Discord's are URL-safe, anything else is not Discord's.
+    let ids = [&raw.token, &raw.id, &channel_id];
+    if !ids
+        .into_iter()
+        .chain(raw.application_id.as_ref())
+        .all(|v| is_url_safe(v))
+    {
+        return Err(ParseError::Malformed(
+            "id or token with unexpected characters".into(),
+        ));
+    }
     Ok(Command {
         kind,
         requester,
@@ -108,6 +119,12 @@ fn command(raw: RawInteraction, application_id: &str) -> Result<Command, ParseEr
             token: raw.token,
         },
     })
+}
+
+fn is_url_safe(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// In a guild the user is inside `member`; in a DM it is `user`.
@@ -194,6 +211,17 @@ mod tests {
         assert!(matches!(parse(b"[]", "a"), Err(ParseError::Malformed(_))));
         assert!(matches!(
             parse(br#"{"type":2,"data":{"name":"start"}}"#, "a"),
+            Err(ParseError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_tokens_that_would_break_a_url() {
+        let body = SLASH
+            .replace("cardsearch", "start")
+            .replace("A_UNIQUE_TOKEN", "a/../b?c");
+        assert!(matches!(
+            parse(body.as_bytes(), "a"),
             Err(ParseError::Malformed(_))
         ));
     }

@@ -60,7 +60,7 @@ fn json_request(
     }
     builder
         .body(body.to_string().into_bytes())
-        .expect("URL and headers come from configuration checked at start")
+        .expect("the origin is configuration; ids and tokens were checked URL-safe on parsing")
 }
 
 fn truncate(content: &str) -> String {
