@@ -10,8 +10,8 @@ use crate::player::{Answer, Forgery};
 use crate::transcript::Transcript;
 use crate::Sandbox;
 
-/// The recorded log of a Steam evening (a copy of the shared fixture).
-const SESSION_LOG: &str = include_str!("../fixtures/valheim-session.log");
+/// The recorded log of a Steam evening: the parser's own fixture, so both read the same lines.
+const SESSION_LOG: &str = include_str!("../../../crates/valheim-log/fixtures/valheim-session.log");
 /// Longest wait for any one step; a healthy run needs well under a second per step.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
