@@ -29,7 +29,7 @@ pub(crate) fn ready(state: &ServerState) -> String {
 }
 
 pub(crate) fn stopped() -> String {
-    "💤 Server stopped. The world is saved; nothing is billed until the next /start.".into()
+    "💤 Server stopped; nothing is billed until the next /start.".into()
 }
 
 pub(crate) fn scale_failed(capacity: u32, message: &str) -> String {

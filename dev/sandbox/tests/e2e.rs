@@ -81,8 +81,7 @@ async fn a_discord_evening() {
         (false, "🛑 Stopping the server for Ada…".into()),
         (
             false,
-            "💤 Server stopped. The world is saved; nothing is billed until the next /start."
-                .into(),
+            "💤 Server stopped; nothing is billed until the next /start.".into(),
         ),
     ];
     assert_eq!(
