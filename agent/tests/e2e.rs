@@ -5,7 +5,7 @@ mod common;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -129,10 +129,7 @@ fn vm_up() -> GameEvent {
 
 #[test]
 fn follows_the_log_and_sends_signed_events_then_kicks() {
-    let dir = TempDir::new("e2e");
-    let log = dir.path().join("valheim.log");
-    fs::write(&log, SESSION).expect("write log");
-    let spool = dir.path().join("spool");
+    let (_dir, log, spool) = session_files("e2e");
     let server = Server::start(azure_like);
     let agent = start(config(&server, &log, &spool));
 
@@ -194,10 +191,7 @@ fn follows_the_log_and_sends_signed_events_then_kicks() {
 
 #[test]
 fn spooled_events_survive_an_outage_and_a_restart_in_order() {
-    let dir = TempDir::new("restart");
-    let log = dir.path().join("valheim.log");
-    fs::write(&log, SESSION).expect("write log");
-    let spool = dir.path().join("spool");
+    let (_dir, log, spool) = session_files("restart");
 
     // First run: the queue answers 503 to everything.
     let refused = Arc::new(AtomicUsize::new(0));
@@ -242,6 +236,15 @@ fn spooled_events_survive_an_outage_and_a_restart_in_order() {
     assert!(spooled.pending().expect("list").is_empty());
 }
 
+/// A fresh folder with the recorded session as the game log, and where the spool goes.
+fn session_files(name: &str) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new(name);
+    let log = dir.path().join("valheim.log");
+    fs::write(&log, SESSION).expect("write log");
+    let spool = dir.path().join("spool");
+    (dir, log, spool)
+}
+
 /// The contract's IMDS answer carrying `token` (its numbers are strings, as IMDS writes them).
 fn token_response(token: &str) -> String {
     TOKEN_RESPONSE.replace("eyJ0eXAi...", token)
@@ -261,10 +264,7 @@ fn is_storage_token_request(request: &Recorded) -> bool {
 
 #[test]
 fn managed_identity_tokens_from_imds_authorize_the_puts() {
-    let dir = TempDir::new("managed-identity");
-    let log = dir.path().join("valheim.log");
-    fs::write(&log, SESSION).expect("write log");
-    let spool = dir.path().join("spool");
+    let (_dir, log, spool) = session_files("managed-identity");
 
     // IMDS is updating at first (410), then gives "token-1", which the queue no longer accepts
     // (401, as for a revoked token), then "token-2", which it does.

@@ -7,9 +7,6 @@ use base64::Engine as _;
 use crate::request::{encode_segment, Call, Service};
 use crate::{Account, Credential, Endpoint, StorageError};
 
-/// Messages above this size are refused by the service (64 KiB of Base64 text).
-pub const MAX_MESSAGE_TEXT: usize = 64 * 1024;
-
 /// One queue of an account, with the credential its requests carry.
 #[derive(Clone, Debug)]
 pub struct Queue {

@@ -192,7 +192,7 @@ impl ServerState {
     }
 
     /// Whether this event id was applied already.
-    pub fn has_seen(&self, event_id: &str) -> bool {
+    fn has_seen(&self, event_id: &str) -> bool {
         self.recent_events.iter().any(|id| id == event_id)
     }
 

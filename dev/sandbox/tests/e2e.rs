@@ -99,9 +99,9 @@ async fn a_discord_evening() {
         0,
         "nothing was set aside"
     );
-    for latency in &outcome.event_latencies {
-        assert!(*latency < Duration::from_secs(30), "bounded wait");
-    }
+    // Ready, joined, left: each game event was seen to reach Discord (the session's waits are
+    // bounded; the latencies themselves are reported by scripts/play, not asserted).
+    assert_eq!(outcome.event_latencies.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
