@@ -11,8 +11,9 @@ use heimdall_spin_io::{answer, send, text, variable};
 use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 
-/// The queue that reactions consumes.
-const EVENTS_QUEUE: &str = "events";
+/// The queue of slash commands: only this component writes it (the VM may write `events` only),
+/// so a command reactions reads there passed Discord's signature and the role check here.
+const COMMANDS_QUEUE: &str = "commands";
 const KICK_URL: &str = "http://reactions.spin.internal/reactions/kick";
 
 #[spin_sdk::http_component]
@@ -95,7 +96,7 @@ async fn enqueue(command: Command) -> anyhow::Result<()> {
     let queue = Queue::new(
         Account::new(&account, &variable("storage_key")?)?,
         Endpoint::new(&variable("queue_endpoint")?, &account)?,
-        EVENTS_QUEUE,
+        COMMANDS_QUEUE,
     );
     // The interaction id is unique and stable: a duplicate delivery maps to the same event.
     let id = format!("cmd-{}", command.reply.interaction_id);

@@ -1,14 +1,22 @@
-//! Carrying out one effect: a Discord call or a scaler call. Scaler answers come back as inputs.
+//! Carrying out one effect: a Discord call, a scaler call or a control message. Scaler answers
+//! come back as inputs.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use heimdall_azure_arm::scaler_api::{
     CapacityRequest, InstanceReply, OperationRequest, ScaleReply,
 };
+use heimdall_azure_storage::check;
 use heimdall_discord::rest::{create_message, edit_original};
+use heimdall_events::{ControlBody, ControlMessage, SaveAndStop};
 use heimdall_server_state::{EffectKind, Input, ScaleOutcome};
 use heimdall_spin_io::send;
 
 use crate::config::{Config, SCALER};
+
+/// A control message that nobody took within this long is for a VM that is gone.
+const CONTROL_TTL_S: u32 = 3600;
 
 pub(crate) async fn execute(config: &Config, effect: &EffectKind) -> anyhow::Result<Option<Input>> {
     match effect {
@@ -33,13 +41,13 @@ pub(crate) async fn execute(config: &Config, effect: &EffectKind) -> anyhow::Res
             let body = serde_json::to_vec(&CapacityRequest {
                 capacity: *capacity,
             })?;
-            scale(scaler("POST", "/capacity", body)?).await
+            scale(*capacity, scaler("POST", "/capacity", body)?).await
         }
-        EffectKind::PollOperation { poll_url } => {
+        EffectKind::PollOperation { capacity, poll_url } => {
             let body = serde_json::to_vec(&OperationRequest {
                 operation: poll_url.clone(),
             })?;
-            scale(scaler("POST", "/operation", body)?).await
+            scale(*capacity, scaler("POST", "/operation", body)?).await
         }
         EffectKind::LookupInstance => {
             let response = send(scaler("GET", "/instance", Vec::new())?).await?;
@@ -49,8 +57,32 @@ pub(crate) async fn execute(config: &Config, effect: &EffectKind) -> anyhow::Res
             let reply: InstanceReply =
                 serde_json::from_slice(response.body()).context("scaler /instance answer")?;
             Ok(Some(Input::Instance {
+                vm_name: reply.vm_name,
                 public_ip: reply.public_ip,
             }))
+        }
+        EffectKind::SaveAndStop {
+            id,
+            vm_name,
+            requested_by,
+        } => {
+            let message = ControlMessage::new(
+                id.clone(),
+                config.server_id.clone(),
+                vm_name.clone(),
+                now_ms(),
+                ControlBody::SaveAndStop(SaveAndStop {
+                    requested_by: requested_by.clone(),
+                }),
+            );
+            let request = config.control.put_expiring_message(
+                &message.to_json(),
+                CONTROL_TTL_S,
+                SystemTime::now(),
+            );
+            let response = send(request).await?;
+            check(&response).context("put the control message")?;
+            Ok(None)
         }
     }
 }
@@ -71,7 +103,7 @@ async fn discord(request: http::Request<Vec<u8>>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scale(request: http::Request<Vec<u8>>) -> anyhow::Result<Option<Input>> {
+async fn scale(capacity: u32, request: http::Request<Vec<u8>>) -> anyhow::Result<Option<Input>> {
     let response = send(request).await?;
     // The scaler answers failures of Azure with a `Failed` body (and a 502): a real outcome.
     let reply: ScaleReply = serde_json::from_slice(response.body()).with_context(|| {
@@ -89,7 +121,7 @@ async fn scale(request: http::Request<Vec<u8>>) -> anyhow::Result<Option<Input>>
             message: format!("{code}: {message}"),
         },
     };
-    Ok(Some(Input::Scaled(outcome)))
+    Ok(Some(Input::Scaled { capacity, outcome }))
 }
 
 fn scaler(method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<http::Request<Vec<u8>>> {
@@ -98,4 +130,11 @@ fn scaler(method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<http::Reque
         .uri(format!("{SCALER}{path}"))
         .header("content-type", "application/json")
         .body(body)?)
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }

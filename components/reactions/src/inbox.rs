@@ -1,17 +1,22 @@
-//! Draining the events queue: each message is applied to the state once, its effects carried
-//! out, and only then deleted. A message that keeps failing goes to the poison queue.
+//! Draining the queues: each message is applied to the state once, its effects carried out, and
+//! only then deleted. A message that keeps failing, or that does not belong on its queue, goes
+//! to the poison queue.
+//!
+//! Two queues, because they have different writers: `commands` only the interactions component
+//! can write (it checked Discord's signature and the member's roles), `events` the VM's identity
+//! can write too. A command found on `events` is a forgery from the VM and is set aside.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use heimdall_azure_storage::queue::{parse_messages, parse_peeked};
-use heimdall_azure_storage::{check, ReceivedMessage};
+use heimdall_azure_storage::{check, Queue, ReceivedMessage};
 use heimdall_events::{Envelope, EventBody};
 use heimdall_server_state::{Effect, EffectKind, Input};
 use heimdall_spin_io::send;
 
 use crate::config::Config;
-use crate::effects;
+use crate::effects::{self, now_ms};
 use crate::store::{self, Stored};
 
 /// Messages taken per Get Messages call.
@@ -66,11 +71,41 @@ pub(crate) async fn run(config: &Config, tick: bool) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Whether the events queue is empty (peeking takes nothing).
+/// What a queue may carry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Commands,
+    GameEvents,
+}
+
+impl Source {
+    fn queue(self, config: &Config) -> &Queue {
+        match self {
+            Source::Commands => &config.commands,
+            Source::GameEvents => &config.events,
+        }
+    }
+
+    fn accepts(self, body: &EventBody) -> bool {
+        matches!(
+            (self, body),
+            (Source::Commands, EventBody::Command(_)) | (Source::GameEvents, EventBody::Game(_))
+        )
+    }
+}
+
+const SOURCES: [Source; 2] = [Source::Commands, Source::GameEvents];
+
+/// Whether both queues are empty (peeking takes nothing).
 async fn queue_empty(config: &Config) -> anyhow::Result<bool> {
-    let response = send(config.events.peek_messages(1, SystemTime::now())).await?;
-    check(&response).context("peek messages")?;
-    Ok(parse_peeked(response.body())?.is_empty())
+    for source in SOURCES {
+        let response = send(source.queue(config).peek_messages(1, SystemTime::now())).await?;
+        check(&response).context("peek messages")?;
+        if !parse_peeked(response.body())?.is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 async fn drain(
@@ -79,19 +114,8 @@ async fn drain(
     tick: bool,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    for _ in 0..MAX_BATCHES {
-        let request = config
-            .events
-            .get_messages(BATCH, VISIBILITY_S, SystemTime::now());
-        let response = send(request).await?;
-        check(&response).context("get messages")?;
-        let messages = parse_messages(response.body())?;
-        if messages.is_empty() {
-            break;
-        }
-        for message in messages {
-            take(config, stored, message, report).await?;
-        }
+    for source in SOURCES {
+        drain_queue(config, stored, source, report).await?;
     }
     if tick {
         let now = now_ms();
@@ -101,9 +125,33 @@ async fn drain(
             now,
             EventBody::Tick,
         );
-        process(config, stored, Input::Event(Box::new(tick)), report).await?;
+        process(config, stored, vec![Input::Event(Box::new(tick))], report).await?;
+        // Effects an earlier invocation could not finish; what they answer counts as much.
         let stale = stored.state.stale_effects(now, RETRY_AGE_MS);
-        run_effects(config, stored, stale, report).await?;
+        let outcomes = run_effects(config, stored, stale, report).await?;
+        process(config, stored, outcomes, report).await?;
+    }
+    Ok(())
+}
+
+async fn drain_queue(
+    config: &Config,
+    stored: &mut Stored,
+    source: Source,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let queue = source.queue(config);
+    for _ in 0..MAX_BATCHES {
+        let request = queue.get_messages(BATCH, VISIBILITY_S, SystemTime::now());
+        let response = send(request).await?;
+        check(&response).context("get messages")?;
+        let messages = parse_messages(response.body())?;
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            take(config, stored, source, message, report).await?;
+        }
     }
     Ok(())
 }
@@ -122,12 +170,19 @@ fn lease_owner() -> String {
 async fn take(
     config: &Config,
     stored: &mut Stored,
+    source: Source,
     message: ReceivedMessage,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    match decode(config, &message) {
+    match decode(config, source, &message) {
         Ok(envelope) => {
-            process(config, stored, Input::Event(Box::new(envelope)), report).await?;
+            process(
+                config,
+                stored,
+                vec![Input::Event(Box::new(envelope))],
+                report,
+            )
+            .await?;
             report.processed += 1;
         }
         Err(reason) => {
@@ -135,12 +190,13 @@ async fn take(
             report.poisoned += 1;
         }
     }
-    let response = send(config.events.delete_message(&message, SystemTime::now())).await?;
+    let queue = source.queue(config);
+    let response = send(queue.delete_message(&message, SystemTime::now())).await?;
     check(&response).context("delete message")?;
     Ok(())
 }
 
-fn decode(config: &Config, message: &ReceivedMessage) -> Result<Envelope, String> {
+fn decode(config: &Config, source: Source, message: &ReceivedMessage) -> Result<Envelope, String> {
     if message.dequeue_count > MAX_DELIVERIES {
         return Err(format!(
             "delivered {} times without success",
@@ -152,7 +208,22 @@ fn decode(config: &Config, message: &ReceivedMessage) -> Result<Envelope, String
     if envelope.server != config.server_id {
         return Err(format!("event for another server `{}`", envelope.server));
     }
+    if !source.accepts(&envelope.body) {
+        return Err(format!(
+            "a {} does not belong on the `{}` queue",
+            body_kind(&envelope.body),
+            source.queue(config).name()
+        ));
+    }
     Ok(envelope)
+}
+
+fn body_kind(body: &EventBody) -> &'static str {
+    match body {
+        EventBody::Command(_) => "command",
+        EventBody::Game(_) => "game event",
+        EventBody::Tick => "tick",
+    }
 }
 
 /// Moves a message to the poison queue and says so, in the log and in Discord.
@@ -180,14 +251,13 @@ async fn set_aside(
     Ok(())
 }
 
-/// Applies an input, carries out its effects, and feeds their outcomes back in.
+/// Applies inputs, carries out their effects, and feeds the outcomes back in.
 async fn process(
     config: &Config,
     stored: &mut Stored,
-    input: Input,
+    mut inputs: Vec<Input>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut inputs = vec![input];
     for _ in 0..MAX_ROUNDS {
         let Some(input) = inputs.pop() else {
             return Ok(());
@@ -227,11 +297,4 @@ async fn run_effects(
         store::commit(config, stored, |state| state.done(&done)).await?;
     }
     Ok(outcomes)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }

@@ -27,7 +27,7 @@ pub(crate) async fn load(config: &Config) -> anyhow::Result<Stored> {
     let response = send(request).await?;
     let Some(entity) = parse_entity(&response).context("reading the server state")? else {
         return Ok(Stored {
-            state: ServerState::new(config.game_port),
+            state: ServerState::new(config.settings),
             etag: None,
         });
     };
@@ -38,7 +38,7 @@ pub(crate) async fn load(config: &Config) -> anyhow::Result<Stored> {
         .context("server state entity has no State property")?;
     let mut state: ServerState =
         serde_json::from_str(json).context("server state is not valid JSON")?;
-    state.game_port = config.game_port;
+    state.settings = config.settings;
     Ok(Stored {
         state,
         etag: Some(entity.etag),

@@ -68,11 +68,32 @@ impl Queue {
             .build(&self.credential, &self.endpoint, now)
     }
 
-    /// Put Message. The text is Base64-encoded so that any bytes survive the XML body.
+    /// Put Message. The text is Base64-encoded so that any bytes survive the XML body. It lives
+    /// the service's default of 7 days.
     pub fn put_message(&self, text: &str, now: SystemTime) -> http::Request<Vec<u8>> {
+        self.put(text, vec![], now)
+    }
+
+    /// Put Message that expires after `ttl_s` seconds: an order that makes no sense later (a
+    /// stop for a VM that is long gone) must not wait for the next reader.
+    pub fn put_expiring_message(
+        &self,
+        text: &str,
+        ttl_s: u32,
+        now: SystemTime,
+    ) -> http::Request<Vec<u8>> {
+        self.put(text, vec![("messagettl", ttl_s.max(1).to_string())], now)
+    }
+
+    fn put(
+        &self,
+        text: &str,
+        query: Vec<(&str, String)>,
+        now: SystemTime,
+    ) -> http::Request<Vec<u8>> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(text);
         let body = format!("<QueueMessage><MessageText>{encoded}</MessageText></QueueMessage>");
-        let mut call = self.call("POST", self.messages(), vec![], body.into_bytes());
+        let mut call = self.call("POST", self.messages(), query, body.into_bytes());
         call.content_type = "application/xml";
         call.build(&self.credential, &self.endpoint, now)
     }
@@ -232,6 +253,15 @@ mod tests {
         assert_eq!(
             request.headers()["x-ms-date"],
             "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+    }
+
+    #[test]
+    fn expiring_messages_carry_their_time_to_live() {
+        let request = queue().put_expiring_message("stop", 3600, SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            request.uri(),
+            "http://127.0.0.1:10001/devstoreaccount1/events/messages?messagettl=3600"
         );
     }
 

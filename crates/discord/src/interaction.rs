@@ -100,7 +100,7 @@ fn command(raw: RawInteraction, application_id: &str) -> Result<Command, ParseEr
     if !ids
         .into_iter()
         .chain(raw.application_id.as_ref())
-        .all(|v| is_url_safe(v))
+        .all(|v| heimdall_events::is_url_token(v))
     {
         return Err(ParseError::Malformed(
             "id or token with unexpected characters".into(),
@@ -119,12 +119,6 @@ fn command(raw: RawInteraction, application_id: &str) -> Result<Command, ParseEr
             token: raw.token,
         },
     })
-}
-
-fn is_url_safe(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// In a guild the user is inside `member`; in a DM it is `user`.

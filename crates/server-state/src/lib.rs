@@ -4,12 +4,17 @@
 //! shell carried out) and returns what to do next as [`Effect`]s. Effects are kept in the
 //! state's outbox until the shell reports them done, so an effect survives a crash between the
 //! state write and the call; and every event id is remembered for a while, so a redelivered
-//! queue message changes nothing.
+//! queue message changes nothing. Time comes in with each input; the rules that depend on it
+//! (save timeout, silence, instance checks) run on the tick.
 
 mod messages;
 mod state;
+mod stop;
 
-pub use state::{Effect, EffectKind, Input, Lease, Operation, ScaleOutcome, ServerState, Status};
+pub use state::{
+    Effect, EffectKind, Input, Lease, Operation, ScaleOutcome, ServerState, Settings, Status,
+};
+pub use stop::{LostReason, Stop, StopCause, StopPhase};
 
 #[cfg(test)]
 mod tests;

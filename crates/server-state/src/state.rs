@@ -6,6 +6,7 @@ use heimdall_events::{
 use serde::{Deserialize, Serialize};
 
 use crate::messages;
+use crate::stop::{LostReason, Stop, StopCause, StopPhase};
 
 /// How many recent event ids are remembered to drop redeliveries.
 const REMEMBERED_EVENTS: usize = 64;
@@ -22,7 +23,8 @@ pub enum Status {
     /// The VM exists; the game is loading the world.
     Booting,
     Running,
-    /// Capacity 0 requested.
+    /// On the way to capacity 0: saving the world first, waiting for Azure to take the VM, or
+    /// scaling in (see [`Stop`]).
     Stopping,
 }
 
@@ -34,6 +36,33 @@ impl Status {
             Status::Booting => "booting",
             Status::Running => "running",
             Status::Stopping => "stopping",
+        }
+    }
+}
+
+/// What the owner configures; not stored with the state (the shell sets it on every load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub game_port: u16,
+    /// How long a stop waits for the agent to report the game stopped before scaling in anyway.
+    pub save_timeout_ms: u64,
+    /// Silence from the agent after which the VM is taken for lost (it sends a heartbeat every
+    /// few minutes).
+    pub silence_timeout_ms: u64,
+    /// How often Azure is asked whether the VM still exists while it should.
+    pub instance_check_ms: u64,
+    /// How long to wait for Azure to take an evicted VM before scaling in ourselves.
+    pub eviction_wait_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            game_port: 2456,
+            save_timeout_ms: 3 * 60_000,
+            silence_timeout_ms: 15 * 60_000,
+            instance_check_ms: 5 * 60_000,
+            eviction_wait_ms: 10 * 60_000,
         }
     }
 }
@@ -69,9 +98,16 @@ pub enum EffectKind {
     /// Ask the scaler for this capacity; its answer comes back as [`Input::Scaled`].
     Scale { capacity: u32 },
     /// Ask the scaler how the operation goes; the answer comes back as [`Input::Scaled`].
-    PollOperation { poll_url: String },
-    /// Ask the scaler for the instance's address; the answer comes back as [`Input::Instance`].
+    PollOperation { capacity: u32, poll_url: String },
+    /// Ask the scaler for the instance; the answer comes back as [`Input::Instance`].
     LookupInstance,
+    /// Put a "save and stop" message on the control queue for the agent on `vm_name`. `id` is
+    /// the control message's id, the same on every retry.
+    SaveAndStop {
+        id: String,
+        vm_name: Option<String>,
+        requested_by: String,
+    },
 }
 
 /// What the scaler answered to a scale request or a poll.
@@ -87,10 +123,16 @@ pub enum ScaleOutcome {
 pub enum Input {
     /// A message from the queue.
     Event(Box<Envelope>),
-    /// The outcome of a `Scale` or `PollOperation` effect.
-    Scaled(ScaleOutcome),
-    /// The outcome of `LookupInstance`.
-    Instance { public_ip: Option<String> },
+    /// The outcome of a `Scale` or `PollOperation` effect for `capacity`.
+    Scaled {
+        capacity: u32,
+        outcome: ScaleOutcome,
+    },
+    /// The outcome of `LookupInstance`: the VM, if one exists.
+    Instance {
+        vm_name: Option<String>,
+        public_ip: Option<String>,
+    },
 }
 
 /// Which invocation of reactions is draining the queue. One at a time: concurrent kicks would
@@ -106,17 +148,37 @@ pub struct Lease {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerState {
     pub status: Status,
+    /// When `status` last changed (ms since the Unix epoch).
+    #[serde(default)]
+    pub status_since_ms: u64,
     pub public_ip: Option<String>,
-    pub game_port: u16,
+    /// The VM the agent reported; control messages are addressed to it.
+    #[serde(default)]
+    pub vm_name: Option<String>,
     pub world: Option<String>,
     pub join_code: Option<String>,
     /// Characters online, in the order they joined.
     pub players: Vec<String>,
     pub operation: Option<Operation>,
+    /// How the server is being stopped, while `status` is `Stopping`.
+    #[serde(default)]
+    pub stop: Option<Stop>,
     /// The reply of the /start or /stop in progress, edited as it advances.
     pub progress_reply: Option<InteractionReply>,
     /// Where game events are announced: the channel of the latest command.
     pub channel_id: Option<String>,
+    /// The last time the agent said anything (0: not since the VM came up).
+    #[serde(default)]
+    pub last_heard_ms: u64,
+    /// The last world save the agent reported in this session.
+    #[serde(default)]
+    pub last_saved_ms: Option<u64>,
+    /// When the game became ready in this session.
+    #[serde(default)]
+    pub ready_at_ms: Option<u64>,
+    /// The last time Azure was asked whether the VM still exists.
+    #[serde(default)]
+    pub instance_checked_ms: u64,
     pub recent_events: VecDeque<String>,
     /// Effects decided but not yet reported done by the shell.
     pub outbox: Vec<Effect>,
@@ -124,15 +186,18 @@ pub struct ServerState {
     pub effects_created: u64,
     #[serde(default)]
     pub drain_lease: Option<Lease>,
+    /// The owner's settings (not stored).
+    #[serde(skip)]
+    pub settings: Settings,
     /// The time of the input being applied (not stored).
     #[serde(skip)]
-    now_ms: u64,
+    pub(crate) now_ms: u64,
 }
 
 impl ServerState {
-    pub fn new(game_port: u16) -> ServerState {
+    pub fn new(settings: Settings) -> ServerState {
         ServerState {
-            game_port,
+            settings,
             ..ServerState::default()
         }
     }
@@ -144,12 +209,8 @@ impl ServerState {
         let before = self.outbox.len();
         match input {
             Input::Event(envelope) => self.event(*envelope),
-            Input::Scaled(outcome) => self.scaled(outcome),
-            Input::Instance { public_ip } => {
-                if let Some(ip) = public_ip {
-                    self.vm_up(ip);
-                }
-            }
+            Input::Scaled { capacity, outcome } => self.scaled(capacity, outcome),
+            Input::Instance { vm_name, public_ip } => self.instance(vm_name, public_ip),
         }
         // The time is for this input only; leaving it would make every state look changed.
         self.now_ms = 0;
@@ -200,8 +261,13 @@ impl ServerState {
         if self.has_seen(&envelope.id) {
             return;
         }
-        // Ticks change nothing when repeated; remembering them would push real ids out.
-        if !matches!(envelope.body, EventBody::Tick) {
+        // Ticks and heartbeats change nothing when repeated; remembering them would push the
+        // ids that matter out of the window.
+        let repeatable = matches!(
+            envelope.body,
+            EventBody::Tick | EventBody::Game(GameEvent::Heartbeat(_))
+        );
+        if !repeatable {
             self.remember(envelope.id);
         }
         match envelope.body {
@@ -218,11 +284,18 @@ impl ServerState {
         }
     }
 
+    pub(crate) fn set_status(&mut self, status: Status) {
+        if self.status != status {
+            self.status = status;
+            self.status_since_ms = self.now_ms;
+        }
+    }
+
     fn command(&mut self, command: Command) {
         self.channel_id = Some(command.channel_id.clone());
         match command.kind {
             CommandKind::Start => self.start(command),
-            CommandKind::Stop => self.stop(command),
+            CommandKind::Stop => self.stop_command(command),
             CommandKind::Status => {
                 let content = messages::status(self);
                 self.edit(command.reply, content);
@@ -235,24 +308,16 @@ impl ServerState {
             let content = messages::already(self);
             return self.edit(command.reply, content);
         }
-        self.status = Status::Starting;
+        self.set_status(Status::Starting);
+        self.last_heard_ms = 0;
+        self.last_saved_ms = None;
+        self.ready_at_ms = None;
         self.request_capacity(1);
         self.progress_reply = Some(command.reply.clone());
         self.edit(command.reply, messages::starting(&command.requester.name));
     }
 
-    fn stop(&mut self, command: Command) {
-        if matches!(self.status, Status::Stopped | Status::Stopping) {
-            let content = messages::already(self);
-            return self.edit(command.reply, content);
-        }
-        self.status = Status::Stopping;
-        self.request_capacity(0);
-        self.progress_reply = Some(command.reply.clone());
-        self.edit(command.reply, messages::stopping(&command.requester.name));
-    }
-
-    fn request_capacity(&mut self, capacity: u32) {
+    pub(crate) fn request_capacity(&mut self, capacity: u32) {
         self.operation = Some(Operation {
             capacity,
             poll_url: None,
@@ -260,31 +325,66 @@ impl ServerState {
         self.push(EffectKind::Scale { capacity });
     }
 
-    /// The tick moves an operation along: polls it, or re-sends a scale request that did not
-    /// get through. Scale requests are idempotent (the scaler compares with the current capacity).
+    /// The tick moves things along: an operation in flight, and the clock-driven rules of a
+    /// stop in progress and of a VM that should be there.
     fn tick(&mut self) {
+        self.follow_operation();
+        match self.status {
+            Status::Stopping => self.stop_tick(),
+            Status::Booting | Status::Running => self.watch_vm(),
+            Status::Stopped | Status::Starting => {}
+        }
+    }
+
+    /// Polls the operation, or re-sends a scale request that did not get through. Scale
+    /// requests are idempotent (the scaler compares with the current capacity).
+    fn follow_operation(&mut self) {
         let Some(operation) = self.operation.clone() else {
             return;
         };
-        if self.outbox.iter().any(|e| is_scaler_call(&e.kind)) {
+        if self.scaler_call_queued() {
             return; // still queued for the shell
         }
         match operation.poll_url {
-            Some(poll_url) => self.push(EffectKind::PollOperation { poll_url }),
+            Some(poll_url) => self.push(EffectKind::PollOperation {
+                capacity: operation.capacity,
+                poll_url,
+            }),
             None => self.push(EffectKind::Scale {
                 capacity: operation.capacity,
             }),
         }
     }
 
-    fn scaled(&mut self, outcome: ScaleOutcome) {
+    /// While a VM should exist: give up on an agent that went silent, and now and then ask
+    /// Azure whether the VM is still there.
+    fn watch_vm(&mut self) {
+        let heard = self.last_heard_ms.max(self.status_since_ms);
+        if self.now_ms.saturating_sub(heard) >= self.settings.silence_timeout_ms {
+            return self.lost(LostReason::Silent);
+        }
+        let due =
+            self.now_ms.saturating_sub(self.instance_checked_ms) >= self.settings.instance_check_ms;
+        if due && !self.scaler_call_queued() {
+            self.instance_checked_ms = self.now_ms;
+            self.push(EffectKind::LookupInstance);
+        }
+    }
+
+    pub(crate) fn scaler_call_queued(&self) -> bool {
+        self.outbox.iter().any(|e| is_scaler_call(&e.kind))
+    }
+
+    fn scaled(&mut self, capacity: u32, outcome: ScaleOutcome) {
         let Some(operation) = self.operation.as_mut() else {
             return; // a late answer for an operation already settled
         };
+        if operation.capacity != capacity {
+            return; // the answer for an operation that a newer one replaced
+        }
         match outcome {
             ScaleOutcome::InProgress { poll_url } => operation.poll_url = Some(poll_url),
             ScaleOutcome::Succeeded => {
-                let capacity = operation.capacity;
                 self.operation = None;
                 if capacity > 0 {
                     self.push(EffectKind::LookupInstance);
@@ -292,26 +392,25 @@ impl ServerState {
                     self.stopped();
                 }
             }
-            ScaleOutcome::Failed { message } => {
-                let capacity = operation.capacity;
+            ScaleOutcome::Failed { message } if capacity > 0 => {
                 self.operation = None;
-                self.status = if capacity > 0 {
-                    Status::Stopped
-                } else {
-                    Status::Running
-                };
+                self.set_status(Status::Stopped);
                 self.progress(messages::scale_failed(capacity, &message));
             }
+            ScaleOutcome::Failed { message } => self.scale_in_failed(&message),
         }
     }
 
-    fn stopped(&mut self) {
-        self.status = Status::Stopped;
-        self.public_ip = None;
-        self.join_code = None;
-        self.players.clear();
-        self.progress(messages::stopped());
-        self.progress_reply = None;
+    fn instance(&mut self, vm_name: Option<String>, public_ip: Option<String>) {
+        match (self.status, vm_name, public_ip) {
+            (Status::Starting | Status::Booting, Some(vm), Some(ip)) => {
+                self.vm_name.get_or_insert(vm);
+                self.vm_up(ip);
+            }
+            (Status::Booting | Status::Running, None, _) => self.lost(LostReason::Vanished),
+            (Status::Stopping, None, _) => self.vm_gone(),
+            _ => {}
+        }
     }
 
     fn vm_up(&mut self, ip: String) {
@@ -321,15 +420,23 @@ impl ServerState {
         if self.status == Status::Booting && self.public_ip.as_deref() == Some(ip.as_str()) {
             return; // the agent and the scaler both report the address; say it once
         }
-        self.status = Status::Booting;
+        self.set_status(Status::Booting);
         self.public_ip = Some(ip);
         let content = messages::vm_up(self);
         self.progress(content);
     }
 
     fn game(&mut self, event: GameEvent) {
+        if self.status == Status::Stopped {
+            // A late word from a VM that is gone (its last heartbeat, a leave on shutdown).
+            return;
+        }
+        self.last_heard_ms = self.now_ms;
         match event {
-            GameEvent::VmUp(up) => self.vm_up(up.public_ip),
+            GameEvent::VmUp(up) => {
+                self.vm_name = Some(up.vm_name);
+                self.vm_up(up.public_ip);
+            }
             GameEvent::ServerReady(ready) => self.ready(ready),
             GameEvent::PlayerJoined(player) => {
                 self.players.push(player.character.clone());
@@ -343,8 +450,15 @@ impl ServerState {
                 let content = messages::left(&player.character, self.players.len());
                 self.announce(content);
             }
-            GameEvent::WorldSaved(_) => {}
-            GameEvent::EvictionComing(_) => self.announce(messages::eviction().into()),
+            GameEvent::WorldSaved(saved) => self.world_saved(saved.duration_ms),
+            GameEvent::EvictionComing(eviction) => self.eviction_coming(eviction),
+            GameEvent::GameStopped(stopped) => self.game_stopped(stopped.saved),
+            GameEvent::Heartbeat(beat) => {
+                if self.status == Status::Running {
+                    // The agent's reading of the log is the truth; a missed leave heals here.
+                    self.players = beat.players;
+                }
+            }
         }
     }
 
@@ -355,7 +469,8 @@ impl ServerState {
             Status::Running => return self.join_code_update(ready.join_code),
             Status::Starting | Status::Booting => {}
         }
-        self.status = Status::Running;
+        self.set_status(Status::Running);
+        self.ready_at_ms = Some(self.now_ms);
         self.world = ready.world_name.or(self.world.take());
         self.join_code = ready.join_code;
         let content = messages::ready(self);
@@ -373,18 +488,51 @@ impl ServerState {
         self.announce(content);
     }
 
+    /// Everything of the session that ends when the VM goes.
+    pub(crate) fn stopped(&mut self) {
+        let farewell = messages::stopped(self);
+        self.set_status(Status::Stopped);
+        self.stop = None;
+        self.public_ip = None;
+        self.vm_name = None;
+        self.join_code = None;
+        self.players.clear();
+        self.tell(farewell);
+        self.progress_reply = None;
+    }
+
+    /// Begins a stop: the status, and what is remembered about it.
+    pub(crate) fn begin_stop(&mut self, cause: StopCause, phase: StopPhase) {
+        self.set_status(Status::Stopping);
+        self.stop = Some(Stop {
+            cause,
+            phase,
+            saved_ms: None,
+            scale_in_failures: 0,
+        });
+    }
+
     /// Edits the reply of the /start or /stop in progress, if there is one.
-    fn progress(&mut self, content: String) {
+    pub(crate) fn progress(&mut self, content: String) {
         if let Some(reply) = self.progress_reply.clone() {
             self.edit(reply, content);
         }
     }
 
-    fn edit(&mut self, reply: InteractionReply, content: String) {
+    /// Edits the reply in progress, or says it in the channel when there is none.
+    pub(crate) fn tell(&mut self, content: String) {
+        if self.progress_reply.is_some() {
+            self.progress(content);
+        } else {
+            self.announce(content);
+        }
+    }
+
+    pub(crate) fn edit(&mut self, reply: InteractionReply, content: String) {
         self.push(EffectKind::EditReply { reply, content });
     }
 
-    fn announce(&mut self, content: String) {
+    pub(crate) fn announce(&mut self, content: String) {
         if let Some(channel_id) = self.channel_id.clone() {
             self.push(EffectKind::PostMessage {
                 channel_id,
@@ -393,16 +541,22 @@ impl ServerState {
         }
     }
 
-    fn push(&mut self, kind: EffectKind) {
+    /// A fresh id for something this state creates (effects, control messages).
+    pub(crate) fn next_id(&mut self) -> u64 {
         self.effects_created += 1;
+        self.effects_created
+    }
+
+    pub(crate) fn push(&mut self, kind: EffectKind) {
+        let n = self.next_id();
         if self.outbox.len() >= MAX_OUTBOX {
-            // Keep scaler calls; drop the oldest message, which is stale by now anyway.
-            if let Some(i) = self.outbox.iter().position(|e| !is_scaler_call(&e.kind)) {
+            // Keep scaler and control calls; drop the oldest message, stale by now anyway.
+            if let Some(i) = self.outbox.iter().position(|e| is_message(&e.kind)) {
                 self.outbox.remove(i);
             }
         }
         self.outbox.push(Effect {
-            id: format!("e{}", self.effects_created),
+            id: format!("e{n}"),
             at_ms: self.now_ms,
             kind,
         });
@@ -413,5 +567,12 @@ fn is_scaler_call(kind: &EffectKind) -> bool {
     matches!(
         kind,
         EffectKind::Scale { .. } | EffectKind::PollOperation { .. } | EffectKind::LookupInstance
+    )
+}
+
+fn is_message(kind: &EffectKind) -> bool {
+    matches!(
+        kind,
+        EffectKind::EditReply { .. } | EffectKind::PostMessage { .. }
     )
 }
