@@ -1,15 +1,120 @@
-//! The agent's configuration, read from environment variables (see `agent/README.md`).
+//! The agent's configuration: command-line flags, each also read from a `HEIMDALL_*` environment
+//! variable (the systemd unit sets them in an environment file; see `agent/README.md`).
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::follow::LogSource;
 
 pub const DEFAULT_QUEUE: &str = "events";
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";
-pub const DEFAULT_SPOOL: &str = "/var/lib/heimdall-agent/spool";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/heimdall-agent";
+pub const DEFAULT_STOP_COMMAND: &str = "docker stop valheim";
+
+/// The Heimdall agent on the game VM: follows the Valheim log and reports what happens to the
+/// app's queue; saves the world before a spot eviction and on the app's "save and stop".
+#[derive(Parser, Clone, Debug)]
+#[command(name = "heimdall-agent", version)]
+pub struct Args {
+    /// The game server this VM runs (the state's partition key in the app).
+    #[arg(long, env = "HEIMDALL_SERVER_ID")]
+    pub server_id: String,
+    /// Queue service origin: https://<account>.queue.core.windows.net, or Azurite's.
+    #[arg(long, env = "HEIMDALL_QUEUE_ENDPOINT")]
+    pub queue_endpoint: String,
+    /// The queue that game events are put on.
+    #[arg(long, env = "HEIMDALL_QUEUE_NAME", default_value = DEFAULT_QUEUE)]
+    pub queue_name: String,
+    /// The queue of control messages for this VM ("save and stop"); unset: none are read.
+    #[arg(long, env = "HEIMDALL_CONTROL_QUEUE")]
+    pub control_queue: Option<String>,
+    /// How often the control queue is looked at, in milliseconds.
+    #[arg(long, env = "HEIMDALL_CONTROL_POLL_MS", default_value_t = 2000)]
+    pub control_poll_ms: u64,
+    /// The storage account of the queues.
+    #[arg(long, env = "HEIMDALL_STORAGE_ACCOUNT")]
+    pub storage_account: String,
+    /// How queue requests are authorized. Unset: shared-key when a storage key is given,
+    /// otherwise the VM's managed identity.
+    #[arg(long, env = "HEIMDALL_QUEUE_AUTH", value_enum)]
+    pub queue_auth: Option<AuthChoice>,
+    /// Secret: the account key (Base64) for shared-key signing.
+    #[arg(long, env = "HEIMDALL_STORAGE_KEY", hide_env_values = true)]
+    pub storage_key: Option<String>,
+    /// The app's kick route; unset: the scheduled tick picks events up.
+    #[arg(long, env = "HEIMDALL_KICK_URL")]
+    pub kick_url: Option<String>,
+    /// Secret: the bearer for the kick route.
+    #[arg(long, env = "HEIMDALL_APP_SECRET", hide_env_values = true)]
+    pub app_secret: Option<String>,
+    /// A log file to follow like `tail -F`.
+    #[arg(long, env = "HEIMDALL_LOG_FILE", conflicts_with = "log_command")]
+    pub log_file: Option<PathBuf>,
+    /// Read the log file from its start (a restart rereads it; positions keep events from
+    /// being sent twice). Otherwise only what is appended.
+    #[arg(long, env = "HEIMDALL_LOG_FROM_START", value_parser = clap::builder::BoolishValueParser::new())]
+    pub log_from_start: bool,
+    /// A shell command whose output is the game log, restarted when it ends. Its lines should
+    /// carry Docker's timestamps (`docker logs -f --timestamps valheim`): they are the lines'
+    /// places in the log, from which event ids are made.
+    #[arg(long, env = "HEIMDALL_LOG_COMMAND")]
+    pub log_command: Option<String>,
+    /// The shell command that stops the game gracefully (it saves the world on SIGTERM).
+    #[arg(long, env = "HEIMDALL_STOP_COMMAND", default_value = DEFAULT_STOP_COMMAND)]
+    pub stop_command: String,
+    /// How long the stop command may take before the stop is given up, in seconds.
+    #[arg(long, env = "HEIMDALL_STOP_TIMEOUT_SECONDS", default_value_t = 150)]
+    pub stop_timeout_seconds: u64,
+    /// How often the agent says it is alive (with who is online), in seconds.
+    #[arg(long, env = "HEIMDALL_HEARTBEAT_SECONDS", default_value_t = 300)]
+    pub heartbeat_seconds: u64,
+    /// Watch Azure Scheduled Events (spot eviction, maintenance) and save before them.
+    #[arg(
+        long,
+        env = "HEIMDALL_SCHEDULED_EVENTS",
+        value_enum,
+        default_value = "on"
+    )]
+    pub scheduled_events: Switch,
+    /// The address players join; otherwise asked of the instance metadata service.
+    #[arg(long, env = "HEIMDALL_PUBLIC_IP")]
+    pub public_ip: Option<String>,
+    /// The VM's name; otherwise asked of the instance metadata service.
+    #[arg(long, env = "HEIMDALL_VM_NAME")]
+    pub vm_name: Option<String>,
+    /// The instance metadata service (names, tokens, Scheduled Events).
+    #[arg(long, env = "HEIMDALL_IMDS_ENDPOINT", default_value = DEFAULT_IMDS)]
+    pub imds_endpoint: String,
+    /// Where the agent keeps its spool and its place in the log.
+    #[arg(long, env = "HEIMDALL_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthChoice {
+    ManagedIdentity,
+    SharedKey,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// The environment variables the agent reads, from its flag definitions: the one list that the
+/// VM's environment file is checked against.
+pub fn env_vars() -> Vec<String> {
+    Args::command()
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect()
+}
 
 /// How the agent authorizes its queue requests.
 #[derive(Clone, PartialEq, Eq)]
@@ -30,15 +135,15 @@ impl fmt::Debug for QueueAuth {
     }
 }
 
-/// Everything the agent needs. Fields are public so that tests and the sandbox can build one in
+/// Everything the agent needs, checked. Fields are public so that tests can build one in
 /// process; `Debug` never shows the secrets.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AgentConfig {
-    /// The game server this VM runs (the state's partition key).
     pub server_id: String,
-    /// Queue service origin: `https://<account>.queue.core.windows.net` or Azurite's.
     pub queue_endpoint: String,
     pub queue_name: String,
+    pub control_queue: Option<String>,
+    pub control_poll: Duration,
     pub storage_account: String,
     pub queue_auth: QueueAuth,
     /// The reactions kick route; `None` leaves the work to the scheduled tick.
@@ -46,70 +151,78 @@ pub struct AgentConfig {
     /// Bearer token for the kick. Secret.
     pub app_secret: String,
     pub log_source: LogSource,
+    pub stop_command: String,
+    pub stop_timeout: Duration,
+    pub heartbeat: Duration,
+    pub scheduled_events: bool,
     /// Known address and name; what is `None` is asked of the instance metadata service.
     pub public_ip: Option<String>,
     pub vm_name: Option<String>,
     pub imds_endpoint: String,
-    pub spool_dir: PathBuf,
+    pub state_dir: PathBuf,
 }
 
 impl AgentConfig {
-    /// Reads the `HEIMDALL_*` variables of the process environment.
-    pub fn from_env() -> anyhow::Result<AgentConfig> {
-        AgentConfig::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the configuration through `lookup` (a variable that is empty counts as unset).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<AgentConfig> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let require = |name: &str| get(name).with_context(|| format!("{name} is not set"));
-        let kick_url = get("HEIMDALL_KICK_URL");
-        let app_secret = get("HEIMDALL_APP_SECRET").unwrap_or_default();
+    /// Checks what the flags cannot check one by one.
+    pub fn from_args(args: Args) -> anyhow::Result<AgentConfig> {
+        let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let kick_url = non_empty(args.kick_url);
+        let app_secret = non_empty(args.app_secret).unwrap_or_default();
         if kick_url.is_some() && app_secret.is_empty() {
             bail!("HEIMDALL_KICK_URL is set but HEIMDALL_APP_SECRET is not");
         }
-        let queue_endpoint = require("HEIMDALL_QUEUE_ENDPOINT")?;
-        let queue_auth = queue_auth(&get)?;
+        let queue_auth = queue_auth(args.queue_auth, non_empty(args.storage_key))?;
         if queue_auth == QueueAuth::ManagedIdentity {
-            check_token_transport(&queue_endpoint)?;
+            check_token_transport(&args.queue_endpoint)?;
+        }
+        let log_source = match (args.log_file, non_empty(args.log_command)) {
+            (Some(path), None) => LogSource::File {
+                path,
+                from_start: args.log_from_start,
+            },
+            (None, Some(command)) => LogSource::Command(command),
+            (Some(_), Some(_)) => bail!("set HEIMDALL_LOG_FILE or HEIMDALL_LOG_COMMAND, not both"),
+            (None, None) => bail!("set HEIMDALL_LOG_FILE or HEIMDALL_LOG_COMMAND"),
+        };
+        if args.stop_command.trim().is_empty() {
+            bail!("HEIMDALL_STOP_COMMAND is empty");
         }
         Ok(AgentConfig {
-            server_id: require("HEIMDALL_SERVER_ID")?,
-            queue_endpoint,
-            queue_name: get("HEIMDALL_QUEUE_NAME").unwrap_or_else(|| DEFAULT_QUEUE.into()),
-            storage_account: require("HEIMDALL_STORAGE_ACCOUNT")?,
+            server_id: args.server_id,
+            queue_endpoint: args.queue_endpoint,
+            queue_name: args.queue_name,
+            control_queue: non_empty(args.control_queue),
+            control_poll: Duration::from_millis(args.control_poll_ms.max(10)),
+            storage_account: args.storage_account,
             queue_auth,
             kick_url,
             app_secret,
-            log_source: log_source(&get)?,
-            public_ip: get("HEIMDALL_PUBLIC_IP"),
-            vm_name: get("HEIMDALL_VM_NAME"),
-            imds_endpoint: get("HEIMDALL_IMDS_ENDPOINT").unwrap_or_else(|| DEFAULT_IMDS.into()),
-            spool_dir: get("HEIMDALL_SPOOL_DIR")
-                .unwrap_or_else(|| DEFAULT_SPOOL.into())
-                .into(),
+            log_source,
+            stop_command: args.stop_command,
+            stop_timeout: Duration::from_secs(args.stop_timeout_seconds),
+            heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+            scheduled_events: args.scheduled_events == Switch::On,
+            public_ip: non_empty(args.public_ip),
+            vm_name: non_empty(args.vm_name),
+            imds_endpoint: args.imds_endpoint,
+            state_dir: args.state_dir,
         })
+    }
+
+    /// Where unsent envelopes wait.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state_dir.join("spool")
     }
 }
 
-/// `HEIMDALL_QUEUE_AUTH` when set; otherwise SharedKey when there is a key and the managed
-/// identity when there is none (the VM on Azure is given no key).
-fn queue_auth(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<QueueAuth> {
-    let key = get("HEIMDALL_STORAGE_KEY");
-    match (get("HEIMDALL_QUEUE_AUTH").as_deref(), key) {
-        (Some("managed-identity") | None, None) => Ok(QueueAuth::ManagedIdentity),
-        // An explicit choice wins over a stray key, so that the VM never falls back to one.
-        (Some("managed-identity"), Some(_)) => Ok(QueueAuth::ManagedIdentity),
-        (Some("shared-key") | None, Some(key)) => Ok(QueueAuth::SharedKey { key }),
-        (Some("shared-key"), None) => {
+/// An explicit choice wins over a stray key, so that the VM never falls back to one.
+fn queue_auth(choice: Option<AuthChoice>, key: Option<String>) -> anyhow::Result<QueueAuth> {
+    match (choice, key) {
+        (Some(AuthChoice::ManagedIdentity) | None, None) => Ok(QueueAuth::ManagedIdentity),
+        (Some(AuthChoice::ManagedIdentity), Some(_)) => Ok(QueueAuth::ManagedIdentity),
+        (Some(AuthChoice::SharedKey) | None, Some(key)) => Ok(QueueAuth::SharedKey { key }),
+        (Some(AuthChoice::SharedKey), None) => {
             bail!("HEIMDALL_QUEUE_AUTH=shared-key needs HEIMDALL_STORAGE_KEY")
-        }
-        (Some(other), _) => {
-            bail!("HEIMDALL_QUEUE_AUTH must be managed-identity or shared-key, not {other:?}")
         }
     }
 }
@@ -127,33 +240,24 @@ fn check_token_transport(endpoint: &str) -> anyhow::Result<()> {
     bail!("HEIMDALL_QUEUE_ENDPOINT must be https:// for managed-identity tokens")
 }
 
-fn log_source(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<LogSource> {
-    match (get("HEIMDALL_LOG_FILE"), get("HEIMDALL_LOG_COMMAND")) {
-        (Some(path), None) => Ok(LogSource::File {
-            path: path.into(),
-            from_start: get("HEIMDALL_LOG_FROM_START").as_deref() == Some("1"),
-        }),
-        (None, Some(command)) => Ok(LogSource::Command(command)),
-        (Some(_), Some(_)) => bail!("set HEIMDALL_LOG_FILE or HEIMDALL_LOG_COMMAND, not both"),
-        (None, None) => bail!("set HEIMDALL_LOG_FILE or HEIMDALL_LOG_COMMAND"),
-    }
-}
-
 impl fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgentConfig")
             .field("server_id", &self.server_id)
             .field("queue_endpoint", &self.queue_endpoint)
             .field("queue_name", &self.queue_name)
+            .field("control_queue", &self.control_queue)
             .field("storage_account", &self.storage_account)
             .field("queue_auth", &self.queue_auth)
             .field("kick_url", &self.kick_url)
             .field("app_secret", &"<redacted>")
             .field("log_source", &self.log_source)
+            .field("stop_command", &self.stop_command)
+            .field("scheduled_events", &self.scheduled_events)
             .field("public_ip", &self.public_ip)
             .field("vm_name", &self.vm_name)
             .field("imds_endpoint", &self.imds_endpoint)
-            .field("spool_dir", &self.spool_dir)
+            .field("state_dir", &self.state_dir)
             .finish()
     }
 }
@@ -161,33 +265,48 @@ impl fmt::Debug for AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn config(vars: &[(&str, &str)]) -> anyhow::Result<AgentConfig> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        AgentConfig::from_lookup(|name| vars.get(name).cloned())
+    const BASE: &[&str] = &[
+        "heimdall-agent",
+        "--server-id",
+        "vanaheim",
+        "--queue-endpoint",
+        "http://127.0.0.1:10001",
+        "--storage-account",
+        "devstoreaccount1",
+        "--kick-url",
+        "http://127.0.0.1:3000/reactions/kick",
+        "--app-secret",
+        "app-secret-value",
+    ];
+
+    fn config(extra: &[&str]) -> anyhow::Result<AgentConfig> {
+        let args = Args::try_parse_from(BASE.iter().chain(extra))?;
+        AgentConfig::from_args(args)
     }
 
-    const BASE: &[(&str, &str)] = &[
-        ("HEIMDALL_SERVER_ID", "vanaheim"),
-        ("HEIMDALL_QUEUE_ENDPOINT", "http://127.0.0.1:10001"),
-        ("HEIMDALL_STORAGE_ACCOUNT", "devstoreaccount1"),
-        ("HEIMDALL_STORAGE_KEY", "c2VjcmV0LWtleQ=="),
-        ("HEIMDALL_KICK_URL", "http://127.0.0.1:3000/reactions/kick"),
-        ("HEIMDALL_APP_SECRET", "app-secret-value"),
-    ];
+    const KEY: &[&str] = &["--storage-key", "c2VjcmV0LWtleQ=="];
 
     #[test]
     fn reads_a_full_configuration_with_defaults() {
-        let mut vars = BASE.to_vec();
-        vars.push(("HEIMDALL_LOG_FILE", "/var/log/valheim.log"));
-        vars.push(("HEIMDALL_LOG_FROM_START", "1"));
-        let config = config(&vars).unwrap();
+        let config = config(&[
+            "--storage-key",
+            "c2VjcmV0LWtleQ==",
+            "--log-file",
+            "/var/log/valheim.log",
+            "--log-from-start",
+        ])
+        .unwrap();
         assert_eq!(config.queue_name, "events");
         assert_eq!(config.imds_endpoint, DEFAULT_IMDS);
+        assert_eq!(config.stop_command, DEFAULT_STOP_COMMAND);
+        assert_eq!(config.heartbeat, Duration::from_secs(300));
+        assert!(config.scheduled_events);
+        assert_eq!(config.control_queue, None);
+        assert_eq!(
+            config.spool_dir(),
+            PathBuf::from(DEFAULT_STATE_DIR).join("spool")
+        );
         assert_eq!(
             config.log_source,
             LogSource::File {
@@ -195,89 +314,101 @@ mod tests {
                 from_start: true
             }
         );
-        assert_eq!(config.public_ip, None);
     }
 
     #[test]
     fn needs_exactly_one_log_source() {
-        assert!(config(BASE).is_err());
-        let mut vars = BASE.to_vec();
-        vars.push(("HEIMDALL_LOG_FILE", "/x"));
-        vars.push(("HEIMDALL_LOG_COMMAND", "docker logs -f valheim"));
-        assert!(config(&vars).is_err());
+        assert!(config(KEY).is_err());
+        let both = [
+            KEY,
+            &[
+                "--log-file",
+                "/x",
+                "--log-command",
+                "docker logs -f valheim",
+            ],
+        ]
+        .concat();
+        assert!(config(&both).is_err());
     }
 
     #[test]
     fn a_kick_needs_the_app_secret() {
-        let vars: Vec<_> = BASE
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != "HEIMDALL_APP_SECRET")
-            .chain([("HEIMDALL_LOG_COMMAND", "cat")])
-            .collect();
-        let error = config(&vars).unwrap_err().to_string();
+        let args = Args::try_parse_from([
+            "heimdall-agent",
+            "--server-id",
+            "v",
+            "--queue-endpoint",
+            "http://127.0.0.1:1",
+            "--storage-account",
+            "a",
+            "--kick-url",
+            "http://127.0.0.1:3000/reactions/kick",
+            "--log-command",
+            "cat",
+        ])
+        .unwrap();
+        let error = AgentConfig::from_args(args).unwrap_err().to_string();
         assert!(error.contains("HEIMDALL_APP_SECRET"));
-    }
-
-    fn without(
-        vars: &[(&'static str, &'static str)],
-        name: &str,
-    ) -> Vec<(&'static str, &'static str)> {
-        vars.iter().copied().filter(|(k, _)| *k != name).collect()
     }
 
     #[test]
     fn chooses_the_queue_auth() {
-        let mut vars = BASE.to_vec();
-        vars.push(("HEIMDALL_LOG_COMMAND", "cat"));
+        let cat = ["--log-command", "cat"];
         let key = QueueAuth::SharedKey {
             key: "c2VjcmV0LWtleQ==".into(),
         };
-        assert_eq!(config(&vars).unwrap().queue_auth, key);
-        let keyless = without(&vars, "HEIMDALL_STORAGE_KEY");
+        assert_eq!(config(&[KEY, &cat].concat()).unwrap().queue_auth, key);
+        assert_eq!(config(&cat).unwrap().queue_auth, QueueAuth::ManagedIdentity);
+        let explicit = [KEY, &cat, &["--queue-auth", "managed-identity"]].concat();
         assert_eq!(
-            config(&keyless).unwrap().queue_auth,
+            config(&explicit).unwrap().queue_auth,
             QueueAuth::ManagedIdentity
         );
-        vars.push(("HEIMDALL_QUEUE_AUTH", "managed-identity"));
-        assert_eq!(
-            config(&vars).unwrap().queue_auth,
-            QueueAuth::ManagedIdentity
-        );
-        let mut vars = keyless.clone();
-        vars.push(("HEIMDALL_QUEUE_AUTH", "shared-key"));
-        assert!(config(&vars).is_err());
-        let mut vars = keyless;
-        vars.push(("HEIMDALL_QUEUE_AUTH", "sas"));
-        assert!(config(&vars).is_err());
+        assert!(config(&[&cat[..], &["--queue-auth", "shared-key"]].concat()).is_err());
+        assert!(config(&[&cat[..], &["--queue-auth", "sas"]].concat()).is_err());
     }
 
     #[test]
     fn tokens_go_over_https_or_loopback_only() {
-        let mut vars = without(BASE, "HEIMDALL_STORAGE_KEY");
-        vars.push(("HEIMDALL_LOG_COMMAND", "cat"));
-        assert!(config(&vars).is_ok());
-        let mut azure = without(&vars, "HEIMDALL_QUEUE_ENDPOINT");
-        azure.push((
-            "HEIMDALL_QUEUE_ENDPOINT",
-            "https://acct.queue.core.windows.net",
-        ));
-        assert!(config(&azure).is_ok());
-        let mut clear = without(&vars, "HEIMDALL_QUEUE_ENDPOINT");
-        clear.push((
-            "HEIMDALL_QUEUE_ENDPOINT",
-            "http://acct.queue.core.windows.net",
-        ));
-        let error = config(&clear).unwrap_err().to_string();
+        let args = |endpoint: &str| {
+            Args::try_parse_from([
+                "heimdall-agent",
+                "--server-id",
+                "v",
+                "--queue-endpoint",
+                endpoint,
+                "--storage-account",
+                "acct",
+                "--log-command",
+                "cat",
+            ])
+            .unwrap()
+        };
+        assert!(AgentConfig::from_args(args("http://127.0.0.1:10001")).is_ok());
+        assert!(AgentConfig::from_args(args("https://acct.queue.core.windows.net")).is_ok());
+        let error = AgentConfig::from_args(args("http://acct.queue.core.windows.net"))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("https"), "{error}");
     }
 
     #[test]
     fn debug_hides_secrets() {
-        let mut vars = BASE.to_vec();
-        vars.push(("HEIMDALL_LOG_COMMAND", "cat"));
-        let shown = format!("{:?}", config(&vars).unwrap());
+        let shown = format!(
+            "{:?}",
+            config(&[KEY, &["--log-command", "cat"]].concat()).unwrap()
+        );
         assert!(!shown.contains("c2VjcmV0LWtleQ=="));
         assert!(!shown.contains("app-secret-value"));
+    }
+
+    #[test]
+    fn every_flag_has_its_environment_variable() {
+        let vars = env_vars();
+        assert_eq!(vars.len(), Args::command().get_arguments().count());
+        assert!(vars.iter().all(|v| v.starts_with("HEIMDALL_")));
+        assert!(vars.contains(&"HEIMDALL_CONTROL_QUEUE".to_owned()));
+        assert!(vars.contains(&"HEIMDALL_STOP_COMMAND".to_owned()));
     }
 }

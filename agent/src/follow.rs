@@ -1,5 +1,5 @@
 //! Following the game log: a file like `tail -F`, or the output of a command such as
-//! `docker logs -f --tail 0 valheim`.
+//! `docker logs -f --timestamps valheim`.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -11,7 +11,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::backoff::{sleep_unless_stopped, Backoff, STOP_CHECK};
-use crate::log;
 
 /// A longer line is cut here, so that a log without newlines cannot grow memory without bound.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -98,6 +97,15 @@ impl Follower {
         }
     }
 
+    /// Counts the streams read so far: a command's output starts again from the beginning of
+    /// the log each time the command is started, so its reader must start afresh too.
+    pub fn generation(&self) -> u64 {
+        match self {
+            Follower::File(_) => 0,
+            Follower::Command(command) => command.generation,
+        }
+    }
+
     /// Waits up to `delay` (less if `stop` is set) before the next poll. A command's output
     /// ends the wait as soon as it arrives; a file is simply polled again after the delay.
     pub fn wait(&mut self, stop: &AtomicBool, delay: Duration) {
@@ -176,7 +184,7 @@ impl FileFollower {
             }
             Err(error) => {
                 if !self.missing_logged {
-                    log(&format!("waiting for {}: {error}", self.path.display()));
+                    tracing::info!("waiting for {}: {error}", self.path.display());
                     self.missing_logged = true;
                 }
                 self.open = None;
@@ -198,7 +206,7 @@ impl FileFollower {
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    log(&format!("reading {}: {error}", self.path.display()));
+                    tracing::warn!("reading {}: {error}", self.path.display());
                     self.open = None;
                     break;
                 }
@@ -223,13 +231,13 @@ impl FileFollower {
             return count + self.read_available(on_line);
         }
         if now.len() < open.position {
-            log(&format!(
+            tracing::warn!(
                 "{} was truncated; reading it from the start",
                 self.path.display()
-            ));
+            );
             self.lines.clear();
             if let Err(error) = open.file.seek(SeekFrom::Start(0)) {
-                log(&format!("rewinding {}: {error}", self.path.display()));
+                tracing::warn!("rewinding {}: {error}", self.path.display());
                 self.open = None;
                 return 0;
             }
@@ -270,6 +278,8 @@ pub struct CommandFollower {
     early: Option<Vec<u8>>,
     restart: Backoff,
     next_start: Instant,
+    /// How many times the command was started.
+    generation: u64,
 }
 
 struct Running {
@@ -286,12 +296,16 @@ impl CommandFollower {
             early: None,
             restart: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             next_start: Instant::now(),
+            generation: 0,
         }
     }
 
+    /// A (re)start of the command returns at once, so that the caller sees the new generation
+    /// before the first line of the new stream.
     pub fn poll(&mut self, on_line: &mut dyn FnMut(&str)) -> usize {
         if self.running.is_none() && Instant::now() >= self.next_start {
             self.start();
+            return 0;
         }
         let mut count = match self.early.take() {
             Some(chunk) => self.lines.push(&chunk, on_line),
@@ -344,11 +358,12 @@ impl CommandFollower {
     fn start(&mut self) {
         match spawn(&self.command) {
             Ok(running) => {
-                log(&format!("following the output of: {}", self.command));
+                tracing::info!(command = self.command, "following the log");
                 self.running = Some(running);
+                self.generation += 1;
             }
             Err(error) => {
-                log(&format!("cannot start log command: {error}"));
+                tracing::error!("cannot start the log command: {error}");
                 self.next_start = Instant::now() + self.restart.next_delay();
             }
         }
@@ -358,7 +373,7 @@ impl CommandFollower {
     fn ended(&mut self) {
         if let Some(mut running) = self.running.take() {
             let status = running.child.wait();
-            log(&format!("log command ended ({status:?}); restarting it"));
+            tracing::info!("the log command ended ({status:?}); it starts again");
         }
         self.next_start = Instant::now() + self.restart.next_delay();
     }
@@ -420,7 +435,7 @@ fn forward_output(mut output: impl Read, sender: SyncSender<Vec<u8>>) {
 
 /// Asks the command's whole process group (our child and what it started) to end.
 #[cfg(unix)]
-fn terminate_group(child: &Child) {
+pub(crate) fn terminate_group(child: &Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: kill(2) has no memory effects; the negative pid names the group that `spawn`
         // created for this child alone.
@@ -431,7 +446,7 @@ fn terminate_group(child: &Child) {
 }
 
 #[cfg(not(unix))]
-fn terminate_group(_child: &Child) {}
+pub(crate) fn terminate_group(_child: &Child) {}
 
 #[cfg(test)]
 mod tests {

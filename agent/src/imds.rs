@@ -11,7 +11,6 @@ use heimdall_events::VmUp;
 use crate::backoff::{sleep_unless_stopped, Backoff};
 use crate::config::AgentConfig;
 use crate::http::Http;
-use crate::log;
 use crate::token::{parse_token_response, token_request, Cached};
 
 const NAME_PATH: &str = "/metadata/instance/compute/name?api-version=2021-02-01&format=text";
@@ -42,9 +41,7 @@ fn known_or_asked(
             Ok(value) => return Some(value),
             Err(error) => {
                 let delay = retry.next_delay();
-                log(&format!(
-                    "instance metadata: {error:#}; retrying in {delay:?}"
-                ));
+                tracing::warn!("instance metadata: {error:#}; retrying in {delay:?}");
                 if !sleep_unless_stopped(stop, delay) {
                     return None;
                 }
@@ -99,9 +96,9 @@ impl TokenSource {
         match (renewed, &self.cached) {
             (Ok(token), _) => Ok(token),
             (Err(error), Some(cached)) if cached.is_valid(now) => {
-                log(&format!(
+                tracing::warn!(
                     "renewing the storage token: {error:#}; the current one still serves"
-                ));
+                );
                 Ok(cached.token().clone())
             }
             (Err(error), _) => Err(error),
@@ -113,10 +110,10 @@ impl TokenSource {
         let asked_at = Instant::now();
         let response = http.send(token_request(&self.imds_endpoint)?)?;
         let token = parse_token_response(&response, SystemTime::now())?;
-        log(&format!(
-            "storage token from IMDS, valid for {} s",
-            token.lifetime.as_secs()
-        ));
+        tracing::info!(
+            valid_s = token.lifetime.as_secs(),
+            "storage token from IMDS"
+        );
         let cached = Cached::new(token, asked_at);
         let bearer = cached.token().clone();
         self.cached = Some(cached);

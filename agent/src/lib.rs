@@ -1,154 +1,211 @@
 //! The Heimdall agent: runs on the game VM, follows the Valheim server's log, turns lines into
 //! game events ([`heimdall_valheim_log`]) and puts them on the `events` queue, then kicks the
-//! reactions component. Every event is spooled to disk first, so none is lost when the queue
-//! cannot be reached or the agent restarts.
+//! reactions component. It also stops the game gracefully, so that the world is saved, when the
+//! app asks (`control` queue) and before Azure takes or restarts the VM (Scheduled Events).
 //!
-//! Two threads: this one follows the log and writes envelopes to the spool; the sender thread
-//! drains the spool in order (see [`sender`]). Configuration: `agent/README.md`.
+//! Threads, all ending when `stop` is set:
+//! - this one follows the log and writes envelopes to the spool ([`reading`]);
+//! - the sender drains the spool in order ([`sender`]); nothing is lost to an outage or a
+//!   restart, and nothing is sent twice under two ids;
+//! - the control poller takes "save and stop" messages ([`control`]);
+//! - the watcher polls Scheduled Events and sends the heartbeat ([`watch`]).
+//!
+//! Configuration: `agent/README.md`, or `heimdall-agent --help`.
 
 mod backoff;
 mod config;
+mod control;
 mod follow;
 mod http;
 mod imds;
+mod position;
+mod queue_client;
+mod reading;
+mod scheduled;
 pub mod sender;
 pub mod spool;
+mod stopper;
 mod token;
+mod watch;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender as WakeSender};
-use std::sync::Arc;
-use std::thread;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use heimdall_events::{Envelope, EventBody, GameEvent};
-use heimdall_valheim_log::LogParser;
 
 pub use crate::backoff::{sleep_unless_stopped, Backoff, STOP_CHECK};
-pub use crate::config::{AgentConfig, QueueAuth};
+pub use crate::config::{env_vars, AgentConfig, Args, QueueAuth};
 pub use crate::follow::{FileFollower, Follower, LineSplitter, LogSource};
 pub use crate::http::Http;
+pub use crate::position::{split_timestamp, LinePosition, PositionFile, Stamper};
 pub use crate::spool::Spool;
 
-/// Pause between polls of an idle log grows from this…
-const IDLE_MIN: Duration = Duration::from_millis(10);
-/// …to this, so that a quiet log costs a few wake-ups a second.
-const IDLE_MAX: Duration = Duration::from_millis(250);
+use crate::queue_client::QueueClient;
+use crate::stopper::GameStopper;
 
 /// Runs the agent until `stop` is set (looked at least every 100 ms). Returns an error only for
-/// what a restart cannot fix by waiting: bad configuration, a spool directory that cannot be
+/// what a restart cannot fix by waiting: bad configuration, a state directory that cannot be
 /// made. An HTTP request in flight when `stop` is set finishes (or times out) first.
 pub fn run(config: AgentConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let spool = Arc::new(
-        Spool::open(&config.spool_dir)
-            .with_context(|| format!("spool directory {}", config.spool_dir.display()))?,
-    );
+    let spool = Spool::open(&config.spool_dir())
+        .with_context(|| format!("state directory {}", config.state_dir.display()))?;
     let http = Http::new();
-    let mut sender = sender::Sender::new(&config, http.clone())?;
+    let tokens = QueueClient::token_source(&config);
+    let mut sender = sender::Sender::new(&config, http.clone(), tokens.clone())?;
+    let control = match &config.control_queue {
+        Some(name) => Some(QueueClient::new(&config, name, http.clone(), tokens)?),
+        None => None,
+    };
     // Opened before anything slow (IMDS), so that following from the end misses nothing.
-    let mut follower = Follower::open(&config.log_source);
+    let follower = Follower::open(&config.log_source);
 
     let (wake, woken) = mpsc::channel();
-    let sender_stop = Arc::new(AtomicBool::new(false));
-    let sender_thread = thread::Builder::new().name("sender".into()).spawn({
-        let (spool, sender_stop) = (spool.clone(), sender_stop.clone());
-        move || sender::run(&spool, &mut sender, &sender_stop, &woken)
-    })?;
-
-    let emitter = Emitter {
-        server_id: &config.server_id,
-        spool: &spool,
+    let agent = Arc::new(Agent {
+        stopper: GameStopper::new(&config.stop_command, config.stop_timeout),
+        config,
+        spool,
+        http,
         wake,
-        stop: &stop,
-    };
-    follow(&config, &http, &emitter, &mut follower);
-    drop(follower);
+        stop,
+        players: Mutex::new(Vec::new()),
+        vm_name: OnceLock::new(),
+    });
+    // The sender outlives the others, so that what they spool while stopping still goes out
+    // when it can; it gets its own flag.
+    let sender_stop = Arc::new(AtomicBool::new(false));
+    let sender_thread = spawn("sender", {
+        let (agent, sender_stop) = (agent.clone(), sender_stop.clone());
+        move || sender::run(&agent.spool, &mut sender, &sender_stop, &woken)
+    })?;
+    let mut helpers = vec![spawn("watch", {
+        let agent = agent.clone();
+        move || watch::run(&agent)
+    })?];
+    if let Some(queue) = control {
+        let agent = agent.clone();
+        helpers.push(spawn("control", move || control::run(&agent, queue))?);
+    }
+
+    reading::follow(&agent, follower);
+    for helper in helpers {
+        if helper.join().is_err() {
+            tracing::error!("a helper thread panicked");
+        }
+    }
     sender_stop.store(true, Ordering::Relaxed);
     if sender_thread.join().is_err() {
-        log("the sender thread panicked");
+        tracing::error!("the sender thread panicked");
     }
-    log("stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
-/// Announces the VM, then turns log lines into spooled events until `stop`.
-fn follow(config: &AgentConfig, http: &Http, emitter: &Emitter, follower: &mut Follower) {
-    let Some(vm) = imds::vm_up(config, http, emitter.stop) else {
-        return;
-    };
-    log(&format!(
-        "server {}: VM {} at {}",
-        config.server_id, vm.vm_name, vm.public_ip
-    ));
-    emitter.emit(GameEvent::VmUp(vm));
-    let mut parser = LogParser::new();
-    let mut idle = Backoff::new(IDLE_MIN, IDLE_MAX);
-    while !emitter.stopped() {
-        let lines = follower.poll(&mut |line| {
-            for event in parser.line(line) {
-                emitter.emit(event);
-            }
-        });
-        if lines > 0 {
-            idle.reset();
-        } else {
-            follower.wait(emitter.stop, idle.next_delay());
-        }
-    }
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .with_context(|| format!("starting the {name} thread"))
 }
 
-/// Wraps events in envelopes and hands them to the spool (and so to the sender thread).
-struct Emitter<'a> {
-    server_id: &'a str,
-    spool: &'a Spool,
+/// What the threads share.
+pub(crate) struct Agent {
+    pub config: AgentConfig,
+    pub spool: Spool,
+    pub http: Http,
+    /// Tells the sender that something was spooled.
     wake: WakeSender<()>,
-    stop: &'a AtomicBool,
+    pub stop: Arc<AtomicBool>,
+    pub stopper: GameStopper,
+    /// Who is online, as the log reader has it (for the heartbeat).
+    pub players: Mutex<Vec<String>>,
+    /// This VM's name, once the metadata service (or the configuration) told it.
+    pub vm_name: OnceLock<String>,
 }
 
-impl Emitter<'_> {
-    fn stopped(&self) -> bool {
+impl Agent {
+    pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Spools the event, retrying while the disk refuses (full, read-only): the log waits
-    /// meanwhile, which loses nothing. Gives up only when `stop` is set.
-    fn emit(&self, event: GameEvent) {
-        let envelope = match new_id() {
-            Ok(id) => Envelope::new(
-                id,
-                self.server_id.to_owned(),
-                now_ms(),
-                EventBody::Game(event),
-            ),
-            Err(error) => {
-                log(&format!(
-                    "no randomness for an event id: {error:#}; event dropped"
-                ));
-                return;
+    /// Waits until the VM's name is known; `None` when stopping first.
+    pub fn wait_for_vm_name(&self) -> Option<&str> {
+        loop {
+            if let Some(name) = self.vm_name.get() {
+                return Some(name);
             }
-        };
+            if !sleep_unless_stopped(&self.stop, STOP_CHECK) {
+                return None;
+            }
+        }
+    }
+
+    /// Wraps the event in an envelope with `id` and hands it to the spool (and so to the sender
+    /// thread), retrying while the disk refuses (full, read-only): the caller waits meanwhile,
+    /// which loses nothing. Gives up only when `stop` is set.
+    pub fn emit(&self, id: String, event: GameEvent) {
+        let envelope = Envelope::new(
+            id,
+            self.config.server_id.clone(),
+            now_ms(),
+            EventBody::Game(event),
+        );
         let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             match self.spool.write(&envelope) {
                 Ok(_) => {
+                    tracing::debug!(
+                        event_id = envelope.id,
+                        event = event_name(&envelope.body),
+                        "spooled"
+                    );
                     // The sender may have ended already when stopping; the spool keeps it.
                     let _ = self.wake.send(());
                     return;
                 }
                 Err(error) => {
                     let delay = retry.next_delay();
-                    log(&format!(
-                        "cannot spool {}: {error}; retrying in {delay:?}",
-                        envelope.id
-                    ));
-                    if !sleep_unless_stopped(self.stop, delay) {
-                        log(&format!("stopping with {} unspooled", envelope.id));
+                    tracing::error!(
+                        event_id = envelope.id,
+                        "cannot spool: {error}; retrying in {delay:?}"
+                    );
+                    if !sleep_unless_stopped(&self.stop, delay) {
+                        tracing::error!(event_id = envelope.id, "stopping with it unspooled");
                         return;
                     }
                 }
             }
         }
+    }
+
+    /// Emits with a fresh random id: for what the log does not number (the VM's address, a
+    /// heartbeat).
+    pub fn emit_new(&self, event: GameEvent) {
+        match new_id() {
+            Ok(id) => self.emit(id, event),
+            Err(error) => tracing::error!("no randomness for an event id: {error:#}; dropped"),
+        }
+    }
+}
+
+/// The event's name in logs.
+pub fn event_name(body: &EventBody) -> &'static str {
+    match body {
+        EventBody::Command(_) => "command",
+        EventBody::Tick => "tick",
+        EventBody::Game(event) => match event {
+            GameEvent::VmUp(_) => "vm-up",
+            GameEvent::ServerReady(_) => "server-ready",
+            GameEvent::PlayerJoined(_) => "player-joined",
+            GameEvent::PlayerLeft(_) => "player-left",
+            GameEvent::WorldSaved(_) => "world-saved",
+            GameEvent::EvictionComing(_) => "eviction-coming",
+            GameEvent::GameStopped(_) => "game-stopped",
+            GameEvent::Heartbeat(_) => "heartbeat",
+        },
     }
 }
 
@@ -165,9 +222,4 @@ fn now_ms() -> u64 {
         .map_or(0, |elapsed| {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         })
-}
-
-/// One line on standard error (the journal on the VM). Never given a secret.
-pub(crate) fn log(message: &str) {
-    eprintln!("heimdall-agent: {message}");
 }

@@ -1,11 +1,12 @@
-//! `heimdall-agent`: the systemd service on the game VM. Configuration from `HEIMDALL_*`
-//! environment variables (see `agent/README.md`); SIGTERM or SIGINT stops it cleanly.
+//! `heimdall-agent`: the systemd service on the game VM. Flags or `HEIMDALL_*` environment
+//! variables (`heimdall-agent --help`, `agent/README.md`); SIGTERM or SIGINT stops it cleanly.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use heimdall_agent::{run, AgentConfig};
+use clap::Parser;
+use heimdall_agent::{run, AgentConfig, Args};
 
 /// The flag `run` watches, reachable from the signal handler.
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -27,11 +28,24 @@ fn install_signal_handlers() {
     }
 }
 
+/// One line per record on standard error (the journal), with its fields (`event_id=…`) so that
+/// one event can be followed with grep.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+}
+
 fn main() -> ExitCode {
-    let config = match AgentConfig::from_env() {
+    let args = Args::parse();
+    init_logging();
+    let config = match AgentConfig::from_args(args) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("heimdall-agent: configuration: {error:#}");
+            tracing::error!("configuration: {error:#}");
             return ExitCode::from(2);
         }
     };
@@ -42,7 +56,7 @@ fn main() -> ExitCode {
     match run(config, stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("heimdall-agent: {error:#}");
+            tracing::error!("{error:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,32 +1,29 @@
 //! Drains the spool, oldest first: puts each envelope on the queue, removes it once the queue
-//! has it, then kicks reactions. The spool is the only hand-over between the log side and this
-//! side, so leftovers of an earlier run go out first and in order.
+//! has it, then kicks reactions. The spool is the only hand-over between the threads that make
+//! events and this one, so leftovers of an earlier run go out first and in order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use heimdall_azure_storage::{check, Account, Credential, Endpoint, Queue, StorageError};
+use heimdall_azure_storage::{check, StorageError};
 use heimdall_events::Envelope;
 
 use crate::backoff::{sleep_unless_stopped, Backoff, STOP_CHECK};
-use crate::config::{AgentConfig, QueueAuth};
+use crate::config::AgentConfig;
 use crate::http::Http;
-use crate::imds::TokenSource;
-use crate::log;
+use crate::queue_client::{QueueClient, SharedTokens};
 use crate::spool::{Spool, Spooled};
 
-/// Retry pacing while the queue cannot be reached.
+/// Retry pacing while the queue cannot be reached: short first, and never so long that an
+/// event waits much beyond the end of an outage.
 pub const RETRY_INITIAL: Duration = Duration::from_millis(200);
-pub const RETRY_MAX: Duration = Duration::from_secs(30);
+pub const RETRY_MAX: Duration = Duration::from_secs(10);
 
-/// The queue and the kick route, with the HTTP client that reaches them.
+/// The events queue and the kick route.
 pub struct Sender {
     http: Http,
-    queue: Queue,
-    /// Where the queue's bearer tokens come from; `None` with SharedKey.
-    tokens: Option<TokenSource>,
+    queue: QueueClient,
     kick: Option<Kick>,
 }
 
@@ -45,95 +42,26 @@ enum Outcome {
 }
 
 impl Sender {
-    pub fn new(config: &AgentConfig, http: Http) -> anyhow::Result<Sender> {
-        let endpoint = Endpoint::new(&config.queue_endpoint, &config.storage_account)
-            .context("HEIMDALL_QUEUE_ENDPOINT / HEIMDALL_STORAGE_ACCOUNT")?;
-        let (queue, tokens) = match &config.queue_auth {
-            QueueAuth::SharedKey { key } => {
-                let account = Account::new(&config.storage_account, key)
-                    .context("HEIMDALL_STORAGE_ACCOUNT / HEIMDALL_STORAGE_KEY")?;
-                (Queue::new(account, endpoint, &config.queue_name), None)
-            }
-            QueueAuth::ManagedIdentity => {
-                // The first real token is fetched before the first put (see `authorize`); a
-                // placeholder keeps the queue's construction free of I/O.
-                let placeholder = heimdall_azure_storage::BearerToken::new("none")?;
-                let queue = Queue::with_credential(
-                    Credential::Bearer(placeholder),
-                    endpoint,
-                    &config.queue_name,
-                );
-                (queue, Some(TokenSource::new(&config.imds_endpoint)))
-            }
-        };
+    pub fn new(
+        config: &AgentConfig,
+        http: Http,
+        tokens: Option<SharedTokens>,
+    ) -> anyhow::Result<Sender> {
+        let queue = QueueClient::new(config, &config.queue_name, http.clone(), tokens)?;
         let kick = config.kick_url.as_ref().map(|url| Kick {
             url: url.clone(),
             bearer: format!("Bearer {}", config.app_secret),
         });
-        Ok(Sender {
-            http,
-            queue,
-            tokens,
-            kick,
-        })
+        Ok(Sender { http, queue, kick })
     }
 
     fn deliver(&mut self, envelope: &Envelope) -> Outcome {
-        if let Err(error) = self.authorize(false) {
-            return Outcome::Retry(error);
-        }
-        let mut response = match self.put(envelope) {
+        let text = envelope.to_json();
+        let response = match self.queue.send(|queue, now| queue.put_message(&text, now)) {
             Ok(response) => response,
             Err(error) => return Outcome::Retry(error),
         };
-        if self.token_refused(&response) {
-            // Revoked or expired early, or a role granted after the token was issued: one new
-            // token and one more try; after that the usual backoff.
-            log(&format!(
-                "queue refused the storage token ({}); asking IMDS for a new one",
-                response.status()
-            ));
-            if let Err(error) = self.authorize(true) {
-                return Outcome::Retry(error);
-            }
-            response = match self.put(envelope) {
-                Ok(response) => response,
-                Err(error) => return Outcome::Retry(error),
-            };
-        }
-        self.outcome(&response)
-    }
-
-    fn put(&self, envelope: &Envelope) -> anyhow::Result<http::Response<Vec<u8>>> {
-        let request = self
-            .queue
-            .put_message(&envelope.to_json(), SystemTime::now());
-        self.http.send(request)
-    }
-
-    /// With managed identity, gives the queue a current token (a new one if `renew`). An error
-    /// (IMDS unreachable, updating, throttled) is retried like a failed put.
-    fn authorize(&mut self, renew: bool) -> anyhow::Result<()> {
-        let Some(tokens) = &mut self.tokens else {
-            return Ok(());
-        };
-        let token = if renew {
-            tokens.renew(&self.http)
-        } else {
-            tokens.current(&self.http)
-        };
-        let token = token.context("no storage token from IMDS (managed identity)")?;
-        self.queue.set_credential(Credential::Bearer(token));
-        Ok(())
-    }
-
-    /// 401 (token not accepted) or 403 (not allowed) while sending a bearer token.
-    fn token_refused(&self, response: &http::Response<Vec<u8>>) -> bool {
-        self.tokens.is_some() && matches!(response.status().as_u16(), 401 | 403)
-    }
-
-    fn outcome(&self, response: &http::Response<Vec<u8>>) -> Outcome {
-        match check(response) {
+        match check(&response) {
             Ok(()) => Outcome::Sent,
             Err(error) if error.status() == Some(413) => Outcome::Refused(error),
             Err(error) if error.is_code("QueueNotFound") => {
@@ -145,14 +73,15 @@ impl Sender {
         }
     }
 
-    fn create_queue(&self) {
+    fn create_queue(&mut self) {
         let result = self
-            .http
-            .send(self.queue.create(SystemTime::now()))
+            .queue
+            .send(|queue, now| queue.create(now))
             .and_then(|response| Ok(check(&response)?));
+        let name = self.queue.name().to_owned();
         match result {
-            Ok(()) => log(&format!("created queue {}", self.queue.name())),
-            Err(error) => log(&format!("creating queue {}: {error:#}", self.queue.name())),
+            Ok(()) => tracing::info!(queue = name, "created the queue"),
+            Err(error) => tracing::warn!(queue = name, "creating the queue: {error:#}"),
         }
     }
 
@@ -171,8 +100,8 @@ impl Sender {
         };
         match result {
             Ok(response) if response.status().is_success() => {}
-            Ok(response) => log(&format!("kick answered {}", response.status())),
-            Err(error) => log(&format!("kick failed: {error:#}")),
+            Ok(response) => tracing::warn!(status = response.status().as_u16(), "kick refused"),
+            Err(error) => tracing::warn!("kick failed: {error:#}"),
         }
     }
 }
@@ -187,7 +116,7 @@ pub fn run(spool: &Spool, sender: &mut Sender, stop: &AtomicBool, wake: &Receive
         let oldest = match spool.oldest() {
             Ok(oldest) => oldest,
             Err(error) => {
-                log(&format!("reading the spool: {error}"));
+                tracing::error!("reading the spool: {error}");
                 sleep_unless_stopped(stop, retry.next_delay());
                 continue;
             }
@@ -207,10 +136,10 @@ pub fn run(spool: &Spool, sender: &mut Sender, stop: &AtomicBool, wake: &Receive
             Step::SetAside => {}
             Step::Retry(error) => {
                 let delay = retry.next_delay();
-                let id = &spooled.envelope.id;
-                log(&format!(
-                    "queue put for {id} failed: {error:#}; retrying in {delay:?}"
-                ));
+                tracing::warn!(
+                    event_id = spooled.envelope.id,
+                    "queue put failed: {error:#}; retrying in {delay:?}"
+                );
                 sleep_unless_stopped(stop, delay);
             }
         }
@@ -229,23 +158,27 @@ fn send_one(spool: &Spool, sender: &mut Sender, spooled: &Spooled) -> Step {
     let started = Instant::now();
     match sender.deliver(envelope) {
         Outcome::Sent => {
-            log(&format!(
-                "sent {} {:?} in {} ms",
-                envelope.id,
-                envelope.body,
-                started.elapsed().as_millis()
-            ));
+            tracing::info!(
+                event_id = envelope.id,
+                event = crate::event_name(&envelope.body),
+                ms = started.elapsed().as_millis() as u64,
+                "sent"
+            );
             if let Err(error) = spool.remove(&spooled.path) {
                 // It will go out again; the event id makes the repeat harmless.
-                log(&format!("removing {}: {error}", spooled.path.display()));
+                tracing::warn!(
+                    event_id = envelope.id,
+                    "removing {}: {error}",
+                    spooled.path.display()
+                );
             }
             Step::Sent
         }
         Outcome::Refused(error) => {
-            log(&format!(
-                "queue refused {}: {error}; set aside",
-                envelope.id
-            ));
+            tracing::error!(
+                event_id = envelope.id,
+                "the queue refused it: {error}; set aside"
+            );
             if let Err(error) = spool.reject(&spooled.path) {
                 return Step::Retry(anyhow::Error::new(error).context("setting it aside"));
             }

@@ -87,7 +87,7 @@ impl Spool {
             match Envelope::from_json(&bytes) {
                 Ok(envelope) => return Ok(Some(Spooled { path, envelope })),
                 Err(error) => {
-                    crate::log(&format!("{} is not an envelope ({error})", path.display()));
+                    tracing::error!("{} is not an envelope ({error}); set aside", path.display());
                     self.reject(&path)?;
                 }
             }

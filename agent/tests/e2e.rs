@@ -1,5 +1,5 @@
-//! The agent in process against a loopback HTTP server standing in for the queue, the kick route
-//! and the instance metadata service.
+//! The agent against a loopback HTTP server standing in for the queue, the kick route and the
+//! instance metadata service: in process, and as its real binary where it must be killed.
 
 mod common;
 
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::{eventually, Recorded, Server, TempDir};
 use heimdall_agent::{run, AgentConfig, LogSource, QueueAuth, Spool};
-use heimdall_events::{Envelope, EventBody, GameEvent, VmUp};
+use heimdall_events::{
+    ControlBody, ControlMessage, Envelope, EventBody, EvictionKind, GameEvent, SaveAndStop, VmUp,
+};
 use heimdall_valheim_log::LogParser;
 
 const SESSION: &str = include_str!("../../crates/valheim-log/fixtures/valheim-session.log");
@@ -31,11 +33,13 @@ const TOKEN_RESPONSE: &str = include_str!(
 );
 const WAIT: Duration = Duration::from_secs(20);
 
-fn config(server: &Server, log: &Path, spool: &Path) -> AgentConfig {
+fn config(server: &Server, log: &Path, state: &Path) -> AgentConfig {
     AgentConfig {
         server_id: "vanaheim".into(),
         queue_endpoint: server.origin.clone(),
         queue_name: "events".into(),
+        control_queue: None,
+        control_poll: Duration::from_millis(50),
         storage_account: "devstoreaccount1".into(),
         queue_auth: QueueAuth::SharedKey {
             key: DEV_KEY.into(),
@@ -46,10 +50,14 @@ fn config(server: &Server, log: &Path, spool: &Path) -> AgentConfig {
             path: log.to_owned(),
             from_start: true,
         },
+        stop_command: "true".into(),
+        stop_timeout: Duration::from_secs(10),
+        heartbeat: Duration::from_secs(3600),
+        scheduled_events: false,
         public_ip: None,
         vm_name: None,
         imds_endpoint: server.origin.clone(),
-        spool_dir: spool.to_owned(),
+        state_dir: state.to_owned(),
     }
 }
 
@@ -171,7 +179,8 @@ fn follows_the_log_and_sends_signed_events_then_kicks() {
         assert!(put.header("x-ms-date").is_some());
         let envelope = envelope_of(put);
         assert_eq!(envelope.server, "vanaheim");
-        assert_eq!(envelope.id.len(), 32);
+        let from_log = !matches!(envelope.body, EventBody::Game(GameEvent::VmUp(_)));
+        assert_eq!(envelope.id.starts_with("log-"), from_log, "{}", envelope.id);
         assert!(ids.insert(envelope.id));
     }
     let kicks = server.requests_to("/reactions/kick");
@@ -185,7 +194,10 @@ fn follows_the_log_and_sends_signed_events_then_kicks() {
     }
     let imds = server.requests_to("/metadata/instance/compute/name");
     assert_eq!(imds[0].header("metadata"), Some("true"));
-    let spooled = Spool::open(&spool).expect("spool").pending().expect("list");
+    let spooled = Spool::open(&spool.join("spool"))
+        .expect("spool")
+        .pending()
+        .expect("list");
     assert!(spooled.is_empty(), "left in the spool: {spooled:?}");
 }
 
@@ -206,24 +218,22 @@ fn spooled_events_survive_an_outage_and_a_restart_in_order() {
         }
     });
     let agent = start(config(&down, &log, &spool));
-    let spooled = Spool::open(&spool).expect("spool");
+    let spooled = Spool::open(&spool.join("spool")).expect("spool");
     assert!(eventually(WAIT, || spooled.pending().expect("list").len() == 9));
     assert!(eventually(WAIT, || refused.load(Ordering::Relaxed) >= 2));
     agent.stop();
     let left = spooled.pending().expect("list").len();
     assert_eq!(left, 9);
 
-    // Restart with a queue that works, a log with nothing new, and a new VmUp.
+    // Restart with a queue that works and a log with nothing new: the log is read again from
+    // its start, yet nothing is sent twice; the leftovers go first, then a new VmUp.
     let up = Server::start(azure_like);
     let mut second = config(&up, &log, &spool);
-    second.log_source = LogSource::File {
-        path: log.clone(),
-        from_start: false,
-    };
     second.public_ip = Some("20.0.0.2".into());
     second.vm_name = Some("vmss-heimdall_1".into());
     let agent = start(second);
     assert!(eventually(WAIT, || up.requests_to(QUEUE_PATH).len() >= 10));
+    thread::sleep(Duration::from_millis(300));
     agent.stop();
 
     let mut expected = vec![vm_up()];
@@ -236,13 +246,13 @@ fn spooled_events_survive_an_outage_and_a_restart_in_order() {
     assert!(spooled.pending().expect("list").is_empty());
 }
 
-/// A fresh folder with the recorded session as the game log, and where the spool goes.
+/// A fresh folder with the recorded session as the game log, and the agent's state folder.
 fn session_files(name: &str) -> (TempDir, PathBuf, PathBuf) {
     let dir = TempDir::new(name);
     let log = dir.path().join("valheim.log");
     fs::write(&log, SESSION).expect("write log");
-    let spool = dir.path().join("spool");
-    (dir, log, spool)
+    let state = dir.path().join("state");
+    (dir, log, state)
 }
 
 /// The contract's IMDS answer carrying `token` (its numbers are strings, as IMDS writes them).
@@ -315,6 +325,361 @@ fn managed_identity_tokens_from_imds_authorize_the_puts() {
     let token_requests = server.requests_to(TOKEN_PATH);
     assert_eq!(token_requests.len(), 3);
     assert!(token_requests.iter().all(is_storage_token_request));
-    let spooled = Spool::open(&spool).expect("spool").pending().expect("list");
+    let spooled = Spool::open(&spool.join("spool"))
+        .expect("spool")
+        .pending()
+        .expect("list");
     assert!(spooled.is_empty(), "left in the spool: {spooled:?}");
+}
+
+const CONTROL_PATH: &str = "/devstoreaccount1/control/messages";
+const SCHEDULED_EVENTS_PATH: &str = "/metadata/scheduledevents";
+/// What the game prints when `docker stop` asks it to save and quit.
+const SAVE_LINE: &str = "Nov 20 21:30:08 supervisord: valheim-server 11/20/2026 21:30:08: World save (5/5) done. Total time [14ms]";
+
+/// A stop command that "saves": the game's save line appears in the log, as on SIGTERM; each
+/// run is counted in `runs`.
+fn saving_stop(log: &Path, runs: &Path) -> String {
+    format!(
+        "echo run >> '{}'; echo '{SAVE_LINE}' >> '{}'",
+        runs.display(),
+        log.display()
+    )
+}
+
+fn runs(path: &Path) -> usize {
+    fs::read_to_string(path).map_or(0, |text| text.lines().count())
+}
+
+/// A Get Messages answer (the contract's shape) holding these control messages.
+fn control_list(messages: &[ControlMessage]) -> String {
+    let items: String = messages
+        .iter()
+        .enumerate()
+        .map(|(i, message)| {
+            let text = base64::engine::general_purpose::STANDARD.encode(message.to_json());
+            format!(
+                "<QueueMessage><MessageId>m{i}</MessageId><InsertionTime>Fri, 09 Oct 2009 21:04:30 GMT</InsertionTime><ExpirationTime>Fri, 16 Oct 2009 21:04:30 GMT</ExpirationTime><PopReceipt>r{i}</PopReceipt><TimeNextVisible>Fri, 09 Oct 2009 23:29:20 GMT</TimeNextVisible><DequeueCount>1</DequeueCount><MessageText>{text}</MessageText></QueueMessage>"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><QueueMessagesList>{items}</QueueMessagesList>"
+    )
+}
+
+fn save_and_stop(id: &str, vm: &str) -> ControlMessage {
+    ControlMessage::new(
+        id.into(),
+        "vanaheim".into(),
+        Some(vm.into()),
+        1,
+        ControlBody::SaveAndStop(SaveAndStop {
+            requested_by: "Ada".into(),
+        }),
+    )
+}
+
+#[test]
+fn a_save_and_stop_for_this_vm_stops_the_game_and_reports_the_save() {
+    let (dir, log, state) = session_files("control");
+    let stops = dir.path().join("stops");
+    let handed_out = Arc::new(AtomicBool::new(false));
+    let server = Server::start({
+        let handed_out = handed_out.clone();
+        move |request| match (request.method.as_str(), request.path()) {
+            ("GET", CONTROL_PATH) => {
+                let messages = if handed_out.swap(true, Ordering::SeqCst) {
+                    vec![]
+                } else {
+                    // An order left from an earlier boot of the scale set, then ours.
+                    vec![
+                        save_and_stop("stop-1", "vmss-heimdall_7"),
+                        save_and_stop("stop-2", "vmss-heimdall_0"),
+                    ]
+                };
+                (200, control_list(&messages))
+            }
+            ("DELETE", path) if path.starts_with(CONTROL_PATH) => (204, String::new()),
+            _ => azure_like(request),
+        }
+    });
+    let mut config = config(&server, &log, &state);
+    config.control_queue = Some("control".into());
+    config.stop_command = saving_stop(&log, &stops);
+    let agent = start(config);
+    let stopped = || {
+        game_events(&server.requests_to(QUEUE_PATH))
+            .into_iter()
+            .any(|e| matches!(e, GameEvent::GameStopped(_)))
+    };
+    assert!(eventually(WAIT, stopped));
+    agent.stop();
+
+    assert_eq!(
+        runs(&stops),
+        1,
+        "the game was stopped once, for this VM only"
+    );
+    let events = game_events(&server.requests_to(QUEUE_PATH));
+    let tail: Vec<&GameEvent> = events.iter().rev().take(2).rev().collect();
+    assert!(
+        matches!(
+            tail[..],
+            [GameEvent::WorldSaved(saved), GameEvent::GameStopped(stopped)]
+                if saved.duration_ms == Some(14) && stopped.saved
+        ),
+        "{tail:?}"
+    );
+    let deleted: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.target)
+        .collect();
+    assert_eq!(deleted.len(), 2, "both messages are deleted: {deleted:?}");
+    assert!(deleted.iter().any(|t| t.contains("/m1?popreceipt=r1")));
+}
+
+/// A Scheduled Events document announcing `event_type` for `vm`, `NotBefore` 30 s ahead.
+fn scheduled_document(event_type: &str, vm: &str) -> String {
+    let not_before =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+    serde_json::json!({
+        "DocumentIncarnation": 2,
+        "Events": [{
+            "EventId": "602d9444-d2cd-49c7-8624-8643e7171297",
+            "EventStatus": "Scheduled",
+            "EventType": event_type,
+            "ResourceType": "VirtualMachine",
+            "Resources": [vm],
+            "NotBefore": not_before,
+            "Description": "",
+            "EventSource": "Platform",
+            "DurationInSeconds": -1
+        }]
+    })
+    .to_string()
+}
+
+#[test]
+fn a_spot_eviction_is_announced_saved_for_and_then_approved() {
+    let (dir, log, state) = session_files("eviction");
+    let stops = dir.path().join("stops");
+    let server = Server::start(|request| match (request.method.as_str(), request.path()) {
+        ("GET", SCHEDULED_EVENTS_PATH) if request.header("metadata") == Some("true") => {
+            (200, scheduled_document("Preempt", "vmss-heimdall_0"))
+        }
+        ("POST", SCHEDULED_EVENTS_PATH) => (200, String::new()),
+        _ => azure_like(request),
+    });
+    let mut config = config(&server, &log, &state);
+    config.scheduled_events = true;
+    config.stop_command = saving_stop(&log, &stops);
+    let agent = start(config);
+    let approved = || {
+        !server
+            .requests_to(SCHEDULED_EVENTS_PATH)
+            .iter()
+            .all(|r| r.method == "GET")
+    };
+    assert!(eventually(WAIT, approved));
+    // The document keeps listing the event until it is over: it is acted on once.
+    thread::sleep(Duration::from_millis(1500));
+    agent.stop();
+
+    let requests = server.requests();
+    let approvals: Vec<usize> = (0..requests.len())
+        .filter(|&i| requests[i].method == "POST" && requests[i].path() == SCHEDULED_EVENTS_PATH)
+        .collect();
+    assert_eq!(approvals.len(), 1);
+    let approval: serde_json::Value =
+        serde_json::from_slice(&requests[approvals[0]].body).expect("JSON approval");
+    assert_eq!(
+        approval,
+        serde_json::json!({ "StartRequests": [{ "EventId": "602d9444-d2cd-49c7-8624-8643e7171297" }] })
+    );
+    // Warned, saved, stopped: all on the queue before the approval lets Azure take the VM.
+    let puts_before: Vec<GameEvent> = game_events(
+        &requests[..approvals[0]]
+            .iter()
+            .filter(|r| r.path() == QUEUE_PATH)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let tail: Vec<&GameEvent> = puts_before.iter().rev().take(3).rev().collect();
+    assert!(
+        matches!(
+            tail[..],
+            [GameEvent::EvictionComing(coming), GameEvent::WorldSaved(_), GameEvent::GameStopped(stopped)]
+                if coming.kind == EvictionKind::Preempt && stopped.saved
+        ),
+        "{tail:?}"
+    );
+    assert_eq!(runs(&stops), 1);
+}
+
+/// The recorded session as `docker logs --timestamps` shows it: one line every millisecond.
+fn timestamped(log: &str, start_s: u64) -> Vec<String> {
+    log.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let at = std::time::UNIX_EPOCH + Duration::from_millis(start_s * 1000 + i as u64);
+            format!("{} {line}", humantime::format_rfc3339_nanos(at))
+        })
+        .collect()
+}
+
+fn append_lines(path: &Path, lines: &[String]) {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open log");
+    for line in lines {
+        writeln!(file, "{line}").expect("append");
+    }
+}
+
+/// The agent's binary as a child process, killed (SIGKILL, as by the OOM killer or a crash)
+/// when dropped, so that a failing test leaves nothing running.
+struct AgentProcess(std::process::Child);
+
+impl AgentProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The agent's binary, configured through its environment as systemd does.
+fn spawn_binary(server: &Server, log: &Path, state: &Path) -> AgentProcess {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_heimdall-agent"))
+        .env_clear()
+        .env("HEIMDALL_SERVER_ID", "vanaheim")
+        .env("HEIMDALL_QUEUE_ENDPOINT", &server.origin)
+        .env("HEIMDALL_STORAGE_ACCOUNT", "devstoreaccount1")
+        .env("HEIMDALL_STORAGE_KEY", DEV_KEY)
+        .env("HEIMDALL_LOG_FILE", log)
+        .env("HEIMDALL_LOG_FROM_START", "1")
+        .env("HEIMDALL_PUBLIC_IP", "20.103.7.88")
+        .env("HEIMDALL_VM_NAME", "vmss-heimdall_0")
+        .env("HEIMDALL_IMDS_ENDPOINT", &server.origin)
+        .env("HEIMDALL_SCHEDULED_EVENTS", "off")
+        .env("HEIMDALL_STATE_DIR", state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the agent binary starts");
+    AgentProcess(child)
+}
+
+#[test]
+fn killed_mid_stream_and_started_again_it_sends_every_event_once() {
+    let dir = TempDir::new("sigkill");
+    let log = dir.path().join("valheim.log");
+    let state = dir.path().join("state");
+    fs::write(&log, "").expect("log");
+    // A slow queue, so that the kill finds events read but not yet sent.
+    let server = Server::start(|request| {
+        if request.path() == QUEUE_PATH {
+            thread::sleep(Duration::from_millis(30));
+        }
+        azure_like(request)
+    });
+    let lines: Vec<String> = [SESSION, CROSSPLAY]
+        .iter()
+        .enumerate()
+        .flat_map(|(run, text)| timestamped(text, 1_795_204_682 + run as u64 * 3600))
+        .collect();
+    let (first, rest) = lines.split_at(lines.len() / 3);
+    let (second, third) = rest.split_at(rest.len() / 2);
+
+    let mut agent = spawn_binary(&server, &log, &state);
+    append_lines(&log, first);
+    assert!(eventually(WAIT, || server.requests_to(QUEUE_PATH).len() >= 2));
+    append_lines(&log, second);
+    thread::sleep(Duration::from_millis(40));
+    agent.kill();
+
+    let mut agent = spawn_binary(&server, &log, &state);
+    append_lines(&log, third);
+    let mut parser = LogParser::new();
+    let expected: Vec<GameEvent> = [SESSION, CROSSPLAY]
+        .iter()
+        .flat_map(|text| text.lines())
+        .flat_map(|line| parser.line(line))
+        .collect();
+    let from_log = || -> Vec<Envelope> {
+        let mut seen = std::collections::HashSet::new();
+        server
+            .requests_to(QUEUE_PATH)
+            .iter()
+            .map(envelope_of)
+            .filter(|e| e.id.starts_with("log-") && seen.insert(e.id.clone()))
+            .collect()
+    };
+    assert!(eventually(WAIT, || from_log().len() >= expected.len()));
+    thread::sleep(Duration::from_millis(500));
+    agent.kill();
+
+    let envelopes = from_log();
+    let events: Vec<GameEvent> = envelopes
+        .iter()
+        .map(|e| match &e.body {
+            EventBody::Game(event) => event.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(events, expected, "each event once, in the log's order");
+    // A repeat after the restart is the same event under the same id, never a new id.
+    for put in server.requests_to(QUEUE_PATH) {
+        let envelope = envelope_of(&put);
+        if let Some(first) = envelopes.iter().find(|e| e.id == envelope.id) {
+            assert_eq!(first.body, envelope.body);
+        }
+    }
+}
+
+#[test]
+fn thirty_seconds_without_the_queue_lose_nothing_and_keep_the_order() {
+    let (_dir, log, state) = session_files("outage");
+    let started = Instant::now();
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let server = Server::start(move |request| {
+        if request.path() == QUEUE_PATH && started.elapsed() < OUTAGE {
+            return (503, "<Error><Code>ServerBusy</Code></Error>".into());
+        }
+        azure_like(request)
+    });
+    let agent = start(config(&server, &log, &state));
+    let mut expected = vec![vm_up()];
+    expected.extend(parsed(SESSION));
+    // Only the oldest event is tried while the queue is down, so once everything is through,
+    // the last puts are the whole evening in order.
+    let delivered = || {
+        let puts = server.requests_to(QUEUE_PATH);
+        puts.len() >= expected.len()
+            && game_events(&puts[puts.len() - expected.len()..]) == expected
+    };
+    assert!(eventually(OUTAGE + WAIT, delivered));
+    let caught_up = started.elapsed();
+    agent.stop();
+
+    let puts = server.requests_to(QUEUE_PATH);
+    let refused = &puts[..puts.len() - expected.len()];
+    assert!(
+        game_events(refused).iter().all(|e| *e == expected[0]),
+        "during the outage only the oldest event was tried"
+    );
+    assert!(caught_up >= OUTAGE);
+    assert!(
+        caught_up < OUTAGE + Duration::from_secs(12),
+        "caught up {caught_up:?} after the outage began"
+    );
 }
