@@ -1,6 +1,6 @@
 //! Protocol-faithful fakes of the services Heimdall calls and that have no emulator:
-//! Microsoft Entra + Azure Resource Manager ([`ArmFake`]) and Discord's REST API
-//! ([`DiscordFake`]).
+//! Microsoft Entra + Azure Resource Manager ([`ArmFake`]), Discord's REST API
+//! ([`DiscordFake`]) and the game VM's instance metadata service ([`MetadataFake`]).
 //!
 //! Each fake listens on `127.0.0.1` on a port of its own (bound to port 0), checks credentials
 //! the way the real service does, answers with the status codes, headers and bodies of the
@@ -9,11 +9,13 @@
 
 mod arm;
 mod discord;
+mod metadata;
 mod server;
 mod util;
 
 pub use arm::{ArmFake, ArmFakeConfig, VmState};
 pub use discord::{DiscordFake, DiscordFakeConfig, DiscordMessage, MessageKind};
+pub use metadata::{Approval, EventHook, Injected, MetadataFake};
 
 /// One request as a fake received it.
 #[derive(Debug, Clone)]

@@ -14,23 +14,42 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A fake's answer: status, extra headers and a JSON body. Small, so that handlers can pass
-/// refusals around in `Result`s; the server turns it into an HTTP response.
+/// A fake's answer: status, extra headers and a body (JSON, or the plain text that the
+/// metadata service gives for `format=text`). Small, so that handlers can pass refusals around
+/// in `Result`s; the server turns it into an HTTP response.
 pub(crate) struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
-    body: serde_json::Value,
+    body: Body,
+}
+
+enum Body {
+    Json(serde_json::Value),
+    Text(String),
 }
 
 impl Reply {
+    /// A plain-text answer.
+    pub(crate) fn text(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Text(body.to_owned()),
+        }
+    }
+
     pub(crate) fn into_response(self) -> http::Response<Bytes> {
-        let mut response = http::Response::new(Bytes::from(self.body.to_string()));
+        let (bytes, content_type) = match self.body {
+            Body::Json(value) => (value.to_string(), "application/json; charset=utf-8"),
+            Body::Text(text) => (text, "text/plain; charset=utf-8"),
+        };
+        let mut response = http::Response::new(Bytes::from(bytes));
         *response.status_mut() = http::StatusCode::from_u16(self.status)
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let map = response.headers_mut();
         map.insert(
             http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json; charset=utf-8"),
+            http::HeaderValue::from_static(content_type),
         );
         for (name, value) in self.headers {
             // Values are built by the fakes from config and ids; one that is not a valid header
@@ -57,7 +76,7 @@ pub(crate) fn json_with(
     Reply {
         status,
         headers: headers.to_vec(),
-        body,
+        body: Body::Json(body),
     }
 }
 

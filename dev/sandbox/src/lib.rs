@@ -1,14 +1,14 @@
 //! The whole Heimdall loop on one machine: Azurite, the local Spin host running the real
-//! `.wasm` components, the fakes of Azure Resource Manager, Entra and Discord, and the agent fed
-//! with a recorded Valheim log. [`Sandbox::start`] brings it up on loopback; [`session::play`]
-//! plays a Discord evening against it. The `heimdall-sandbox` binary and the end-to-end tests
-//! both use this.
+//! `.wasm` components, the fakes of Azure Resource Manager, Entra, Discord and the VM's metadata
+//! service, and on each simulated VM the real agent binary and a game process that prints a
+//! recorded Valheim log. [`Sandbox::start`] brings it up on loopback; [`scenario`] plays Discord
+//! evenings against it. The `heimdall-sandbox` binary and the end-to-end tests both use this.
 
 pub mod azurite;
 pub mod client;
 pub mod player;
 pub mod ports;
-pub mod session;
+pub mod scenario;
 pub mod status;
 pub mod storage;
 pub mod transcript;
@@ -17,10 +17,11 @@ pub mod vm;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use heimdall_fakes::{ArmFake, ArmFakeConfig, DiscordFake, DiscordFakeConfig};
+use heimdall_fakes::{ArmFake, ArmFakeConfig, DiscordFake, DiscordFakeConfig, MetadataFake};
 use heimdall_spin_host::{HostConfig, RunningHost, Tick};
 
 use crate::azurite::Azurite;
@@ -29,17 +30,30 @@ use crate::player::Player;
 use crate::ports::random_bytes;
 use crate::status::StatusRecorder;
 use crate::storage::Storage;
-use crate::vm::Vm;
+use crate::vm::{Vm, VmConfig};
 
 pub const SERVER_ID: &str = "valheim";
 
-/// How the sandbox runs; the defaults keep a session to a few seconds.
+/// How the sandbox runs. The defaults shorten every wait so that a scenario takes seconds
+/// (production values in brackets); every step still happens.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// How often the host ticks reactions (a minute in production).
+    /// How often the host ticks reactions [a minute].
     pub tick_every: Duration,
     pub boot_delay: Duration,
     pub polls_in_progress: u32,
+    /// How long a stop waits for the save before scaling in anyway [3 min].
+    pub save_timeout: Duration,
+    /// Agent silence after which the VM is taken for lost [15 min].
+    pub silence_timeout: Duration,
+    /// How often reactions asks Azure whether the VM still exists [5 min].
+    pub instance_check: Duration,
+    /// How long reactions waits for Azure to take an evicted VM [10 min].
+    pub eviction_wait: Duration,
+    /// How often the agent says it is alive [5 min].
+    pub heartbeat: Duration,
+    /// A game that never saves or exits when asked to stop.
+    pub game_hangs: bool,
 }
 
 impl Default for Options {
@@ -48,6 +62,12 @@ impl Default for Options {
             tick_every: Duration::from_millis(250),
             boot_delay: Duration::from_millis(300),
             polls_in_progress: 2,
+            save_timeout: Duration::from_secs(3),
+            silence_timeout: Duration::from_secs(20),
+            instance_check: Duration::from_secs(2),
+            eviction_wait: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(2),
+            game_hangs: false,
         }
     }
 }
@@ -57,6 +77,7 @@ pub struct Sandbox {
     pub storage: Storage,
     pub arm: ArmFake,
     pub discord: DiscordFake,
+    pub metadata: Arc<MetadataFake>,
     pub host: RunningHost,
     pub player: Player,
     pub vm: Vm,
@@ -78,6 +99,14 @@ impl Sandbox {
         let arm = ArmFake::start(arm_config.clone()).await?;
         let discord_config = DiscordFakeConfig::default();
         let discord = DiscordFake::start(discord_config.clone()).await?;
+        let metadata = Arc::new(MetadataFake::start().await?);
+        // When an eviction or removal the metadata service announced starts, Azure takes the VM.
+        let evict = arm.evictor();
+        metadata.on_event_start(Arc::new(move |event_type: &str| {
+            if matches!(event_type, "Preempt" | "Terminate") {
+                evict();
+            }
+        }));
         let listen: SocketAddr = ([127, 0, 0, 1], ports::free_port()?).into();
         let app_secret = hex::encode(random_bytes::<24>());
         let player = Player::new(
@@ -101,6 +130,10 @@ impl Sandbox {
             ("table_endpoint", azurite.table_endpoint.clone()),
             ("app_secret", app_secret.clone()),
             ("server_id", SERVER_ID.to_owned()),
+            ("save_timeout_seconds", seconds(options.save_timeout)),
+            ("silence_timeout_seconds", seconds(options.silence_timeout)),
+            ("instance_check_seconds", seconds(options.instance_check)),
+            ("eviction_wait_seconds", seconds(options.eviction_wait)),
             ("azure_tenant_id", arm_config.tenant_id.clone()),
             ("azure_client_id", arm_config.client_id.clone()),
             ("azure_client_secret", arm_config.client_secret.clone()),
@@ -124,30 +157,42 @@ impl Sandbox {
         })
         .await
         .context("starting the local Spin host")?;
-        let agent_env = HashMap::from([
-            ("HEIMDALL_SERVER_ID".to_owned(), SERVER_ID.to_owned()),
+        // As cloud-init writes it, except that Azurite takes SharedKey rather than tokens.
+        let agent_env: HashMap<String, String> = [
+            ("HEIMDALL_SERVER_ID", SERVER_ID.to_owned()),
+            ("HEIMDALL_QUEUE_ENDPOINT", azurite.queue_endpoint.clone()),
+            ("HEIMDALL_STORAGE_ACCOUNT", azurite.account.clone()),
+            ("HEIMDALL_STORAGE_KEY", azurite.key.clone()),
+            ("HEIMDALL_QUEUE_NAME", "events".to_owned()),
+            ("HEIMDALL_CONTROL_QUEUE", "control".to_owned()),
+            ("HEIMDALL_CONTROL_POLL_MS", "100".to_owned()),
             (
-                "HEIMDALL_QUEUE_ENDPOINT".to_owned(),
-                azurite.queue_endpoint.clone(),
-            ),
-            (
-                "HEIMDALL_STORAGE_ACCOUNT".to_owned(),
-                azurite.account.clone(),
-            ),
-            ("HEIMDALL_STORAGE_KEY".to_owned(), azurite.key.clone()),
-            (
-                "HEIMDALL_KICK_URL".to_owned(),
+                "HEIMDALL_KICK_URL",
                 format!("http://{listen}/reactions/kick"),
             ),
-            ("HEIMDALL_APP_SECRET".to_owned(), app_secret.clone()),
-        ]);
-        let vm = Vm::watch(arm.lifecycle(), agent_env);
+            ("HEIMDALL_APP_SECRET", app_secret.clone()),
+            ("HEIMDALL_IMDS_ENDPOINT", metadata.origin()),
+            ("HEIMDALL_HEARTBEAT_SECONDS", seconds(options.heartbeat)),
+            ("HEIMDALL_STOP_TIMEOUT_SECONDS", "30".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let vm = Vm::watch(
+            arm.lifecycle(),
+            metadata.clone(),
+            VmConfig {
+                agent_env,
+                game_hangs: options.game_hangs,
+            },
+        );
         let statuses = StatusRecorder::start(storage.clone(), SERVER_ID);
         Ok(Sandbox {
             azurite,
             storage,
             arm,
             discord,
+            metadata,
             host,
             player,
             vm,
@@ -161,10 +206,37 @@ impl Sandbox {
         self.statuses.stop().await;
         self.vm.stop().await;
         self.host.shutdown().await;
+        if let Ok(metadata) = Arc::try_unwrap(self.metadata) {
+            metadata.shutdown().await;
+        }
         self.discord.shutdown().await;
         self.arm.shutdown().await;
         self.azurite.stop().await;
     }
+}
+
+/// A duration as a whole number of seconds (at least 1), the unit of the app's variables.
+fn seconds(duration: Duration) -> String {
+    duration.as_secs().max(1).to_string()
+}
+
+/// One of the workspace's binaries (`heimdall-agent`, `heimdall-fake-game`): beside the running
+/// executable, or one folder up (tests run from `deps/`). `HEIMDALL_BIN_DIR` overrides.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os("HEIMDALL_BIN_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::current_exe()?.parent() {
+        dirs.push(dir.to_owned());
+        dirs.extend(dir.parent().map(ToOwned::to_owned));
+    }
+    dirs.iter()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!("{name} is not built beside this program; build the workspace's binaries first (scripts/play and scripts/test do)")
+        })
 }
 
 pub fn repo_root() -> PathBuf {

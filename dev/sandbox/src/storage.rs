@@ -13,8 +13,10 @@ use crate::client::HttpClient;
 #[derive(Clone)]
 pub struct Storage {
     http: HttpClient,
+    pub commands: Queue,
     pub events: Queue,
     pub poison: Queue,
+    pub control: Queue,
     pub table: Table,
 }
 
@@ -23,10 +25,13 @@ impl Storage {
         let account = Account::new(&azurite.account, &azurite.key)?;
         let queues = Endpoint::new(&azurite.queue_endpoint, &azurite.account)?;
         let tables = Endpoint::new(&azurite.table_endpoint, &azurite.account)?;
+        let queue = |name| Queue::new(account.clone(), queues.clone(), name);
         Ok(Storage {
             http,
-            events: Queue::new(account.clone(), queues.clone(), "events"),
-            poison: Queue::new(account.clone(), queues, "events-poison"),
+            commands: queue("commands"),
+            events: queue("events"),
+            poison: queue("events-poison"),
+            control: queue("control"),
             table: Table::new(account, tables, "servers"),
         })
     }
@@ -34,7 +39,7 @@ impl Storage {
     /// Creates what infra/ creates in Azure.
     pub async fn create_all(&self) -> anyhow::Result<()> {
         let now = SystemTime::now();
-        for queue in [&self.events, &self.poison] {
+        for queue in [&self.commands, &self.events, &self.poison, &self.control] {
             let response = self.http.send(queue.create(now)).await?;
             check(&response).with_context(|| format!("creating queue {}", queue.name()))?;
         }

@@ -1,26 +1,73 @@
 //! End to end: the real release `.wasm` components in the local Spin host, with Azurite, the
-//! fakes of ARM/Entra/Discord and the real agent following a recorded Valheim log.
+//! fakes of ARM/Entra/Discord/the metadata service, and on the simulated VM the real agent
+//! binary and the game process (both built by `cargo test --workspace`, or by scripts/test).
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use heimdall_fakes::MessageKind;
-use heimdall_sandbox::{session, Options, Sandbox, SERVER_ID};
+use heimdall_events::{Command, CommandKind, Envelope, EventBody, InteractionReply, Requester};
+use heimdall_fakes::{DiscordMessage, MessageKind};
+use heimdall_sandbox::scenario::{evening, eviction, freya_joins, freya_leaves, select, Play};
+use heimdall_sandbox::{Options, Sandbox, SERVER_ID};
 
 const IP: &str = "203.0.113.10";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_discord_evening() {
-    let sandbox = Sandbox::start(Options::default())
-        .await
-        .expect("the sandbox starts");
-    let played = session::play(&sandbox).await;
-    let statuses = sandbox.statuses.sequence();
-    let patches = sandbox.arm.capacity_patches();
-    let messages = sandbox.discord.messages();
-    let left_on_queue = sandbox.storage.peek(&sandbox.storage.events).await;
-    let poisoned = sandbox.storage.peek(&sandbox.storage.poison).await;
+/// (channel message?, text) of every message the app sent to Discord, in order.
+fn said(messages: &[DiscordMessage]) -> Vec<(bool, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                matches!(m.kind, MessageKind::ChannelMessage { .. }),
+                m.content.clone(),
+            )
+        })
+        .collect()
+}
+
+fn first_at(messages: &[DiscordMessage], text: &str) -> Instant {
+    messages
+        .iter()
+        .find(|m| m.content.contains(text))
+        .unwrap_or_else(|| panic!("no message with {text:?}"))
+        .at
+}
+
+/// Runs `scenario` on a fresh sandbox and shuts it down whatever happens.
+async fn with_sandbox<T>(
+    options: Options,
+    scenario: impl AsyncFnOnce(&Sandbox) -> anyhow::Result<T>,
+) -> T {
+    let sandbox = Sandbox::start(options).await.expect("the sandbox starts");
+    let result = scenario(&sandbox).await;
     sandbox.shutdown().await;
-    let outcome = played.expect("the session plays through");
+    result.expect("the scenario plays through")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_discord_evening_saves_the_world_before_the_vm_goes() {
+    let (outcome, patches, timed, statuses, messages, leftovers) =
+        with_sandbox(Options::default(), async |sandbox| {
+            let outcome = evening::play(sandbox).await?;
+            let storage = &sandbox.storage;
+            let mut leftovers = Vec::new();
+            for queue in [
+                &storage.commands,
+                &storage.events,
+                &storage.poison,
+                &storage.control,
+            ] {
+                leftovers.push(storage.peek(queue).await?.len());
+            }
+            Ok((
+                outcome,
+                sandbox.arm.capacity_patches(),
+                sandbox.arm.timed_patches(),
+                sandbox.statuses.sequence(),
+                sandbox.discord.messages(),
+                leftovers,
+            ))
+        })
+        .await;
     println!("{}", outcome.transcript);
 
     assert_eq!(outcome.ping.status, 200);
@@ -30,7 +77,6 @@ async fn a_discord_evening() {
         outcome.queued_after_forgeries, 0,
         "a refused request enqueues nothing"
     );
-
     assert_eq!(
         patches,
         vec![1, 0],
@@ -48,16 +94,6 @@ async fn a_discord_evening() {
         ["starting", "booting", "running", "stopping", "stopped"],
         "the state entity's statuses: {statuses:?}"
     );
-
-    let said: Vec<(bool, String)> = messages
-        .iter()
-        .map(|m| {
-            (
-                matches!(m.kind, MessageKind::ChannelMessage { .. }),
-                m.content.clone(),
-            )
-        })
-        .collect();
     let expected: Vec<(bool, String)> = vec![
         (
             false,
@@ -78,40 +114,222 @@ async fn a_discord_evening() {
             false,
             format!("🟢 The server is running at {IP}:2456, nobody online."),
         ),
-        (false, "🛑 Stopping the server for Ada…".into()),
+        (
+            false,
+            "🛑 Stopping the server for Ada… 💾 saving the world first.".into(),
+        ),
+        (false, "💾 World saved (14 ms).".into()),
         (
             false,
             "💤 Server stopped; nothing is billed until the next /start.".into(),
         ),
     ];
     assert_eq!(
-        said, expected,
+        said(&messages),
+        expected,
         "Discord messages, in order (false = reply edit, true = channel)"
     );
+    // The order that keeps the world: the agent took the control message and stopped the game,
+    // the game saved, and only then did the scale set get its PATCH to 0.
+    let saved = first_at(&messages, "World saved");
+    let (_, scaled_in) = timed[1];
+    assert!(saved < scaled_in, "the save came before the PATCH to 0");
+    assert!(scaled_in < first_at(&messages, "Server stopped"));
+    assert_eq!(
+        leftovers,
+        vec![0, 0, 0, 0],
+        "commands, events, poison and control queues are empty"
+    );
+    assert_eq!(outcome.event_latencies.len(), 3, "ready, joined, left");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_game_that_never_saves_is_stopped_after_the_timeout_and_said_so() {
+    let options = Options {
+        game_hangs: true,
+        ..Options::default()
+    };
+    let (messages, patches) = with_sandbox(options, async |sandbox| {
+        let mut play = Play::new(sandbox);
+        let asked = Instant::now();
+        play.command("/start", "Ada").await?;
+        play.wait_for("Server is ready", asked).await?;
+        let asked = Instant::now();
+        play.command("/stop", "Ada").await?;
+        play.wait_for("Server stopped", asked).await?;
+        play.status("stopped").await?;
+        println!("{}", play.finish());
+        Ok((sandbox.discord.messages(), sandbox.arm.capacity_patches()))
+    })
+    .await;
+    let texts: Vec<String> = said(&messages).into_iter().map(|(_, t)| t).collect();
+    let stop = texts
+        .iter()
+        .position(|t| t.starts_with("🛑 Stopping"))
+        .expect("the stop began");
     assert_eq!(
-        left_on_queue.expect("peek events").len(),
-        0,
-        "every event was consumed"
+        texts[stop + 1..],
+        [
+            "⚠️ The game did not confirm a save within 3 s; stopping the VM anyway. The world may have lost up to 1 minute.",
+            "💤 Server stopped; nothing is billed until the next /start.",
+        ]
     );
+    assert!(!texts.iter().any(|t| t.contains("World saved")));
+    assert_eq!(patches, vec![1, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spot_eviction_is_saved_for_approved_and_the_next_start_works() {
+    let (outcome, patches, messages, statuses) =
+        with_sandbox(Options::default(), async |sandbox| {
+            let outcome = eviction::play(sandbox).await?;
+            Ok((
+                outcome,
+                sandbox.arm.capacity_patches(),
+                sandbox.discord.messages(),
+                sandbox.statuses.sequence(),
+            ))
+        })
+        .await;
+    println!("{}", outcome.transcript);
+    let channel: Vec<String> = said(&messages)
+        .into_iter()
+        .filter(|(channel, _)| *channel)
+        .map(|(_, text)| text)
+        .collect();
+    let warning = channel
+        .iter()
+        .position(|t| t.starts_with("⚠️ Azure is reclaiming the spot VM"))
+        .expect("a warning");
     assert_eq!(
-        poisoned.expect("peek poison").len(),
-        0,
-        "nothing was set aside"
+        channel[warning + 1..warning + 3],
+        [
+            "💾 World saved (14 ms).",
+            "☁️ Azure took the spot VM; /start to play again."
+        ]
     );
-    // Ready, joined, left: each game event was seen to reach Discord (the session's waits are
-    // bounded; the latencies themselves are reported by scripts/play, not asserted).
-    assert_eq!(outcome.event_latencies.len(), 3);
+    assert_eq!(outcome.approvals, 1, "the agent approved the eviction once");
+    assert!(
+        outcome.notice_to_approval < eviction::NOTICE,
+        "approved within the notice: {:?}",
+        outcome.notice_to_approval
+    );
+    // Azure took the VM (and its capacity) itself; then /start and /stop.
+    assert_eq!(patches, vec![1, 1, 0]);
+    let after_eviction: Vec<&str> = statuses
+        .iter()
+        .map(String::as_str)
+        .skip_while(|s| *s != "stopping")
+        .collect();
+    assert_eq!(
+        after_eviction,
+        ["stopping", "stopped", "starting", "booting", "running", "stopping", "stopped"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_killed_mid_stream_loses_and_repeats_nothing() {
+    let messages = with_sandbox(Options::default(), async |sandbox| {
+        let mut play = Play::new(sandbox);
+        let asked = Instant::now();
+        play.command("/start", "Ada").await?;
+        play.wait_for("Server is ready", asked).await?;
+        let thorvald = select(&[
+            "client 76561198022222222",
+            "SteamID 76561198022222222",
+            "76561198022222222 has wrong password",
+            "from Thorvald",
+        ]);
+        let at = play.game(&freya_joins())?;
+        play.wait_for("Freya Stormborn joined", at).await?;
+        play.game(&thorvald)?;
+        play.game(&freya_leaves())?;
+        // SIGKILL while those lines are being read and sent; systemd starts it again, and it
+        // reads the log from the start.
+        sandbox.vm.restart_agent();
+        play.wait_for("Freya Stormborn left", at).await?;
+        play.wait_for("Thorvald joined", at).await?;
+        // Everything the restarted agent could repeat has had time to arrive.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("{}", play.finish());
+        Ok(sandbox.discord.messages())
+    })
+    .await;
+    let channel: Vec<String> = said(&messages)
+        .into_iter()
+        .filter(|(channel, _)| *channel)
+        .map(|(_, text)| text)
+        .collect();
+    for text in [
+        "Freya Stormborn joined",
+        "Thorvald joined",
+        "Freya Stormborn left",
+        "Server is ready",
+    ] {
+        let count = channel.iter().filter(|t| t.contains(text)).count();
+        assert_eq!(count, 1, "{text:?} said {count} times: {channel:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vm_that_vanishes_without_notice_does_not_leave_the_bot_stuck() {
+    let (messages, patches) = with_sandbox(Options::default(), async |sandbox| {
+        let mut play = Play::new(sandbox);
+        let asked = Instant::now();
+        play.command("/start", "Ada").await?;
+        play.wait_for("Server is ready", asked).await?;
+        play.note("(the VM disappears: no Scheduled Event, no word from the agent)");
+        let gone = Instant::now();
+        sandbox.arm.evict();
+        play.wait_for("The VM is gone without notice", gone).await?;
+        play.wait_for("/start to play again", gone).await?;
+        play.status("stopped").await?;
+        let asked = Instant::now();
+        play.command("/start", "Ada").await?;
+        play.wait_for("Server is ready", asked).await?;
+        println!("{}", play.finish());
+        Ok((sandbox.discord.messages(), sandbox.arm.capacity_patches()))
+    })
+    .await;
+    assert!(said(&messages)
+        .iter()
+        .any(|(channel, text)| *channel && text.starts_with("📡 The VM is gone without notice")));
+    assert_eq!(
+        patches,
+        vec![1, 1],
+        "nothing to scale in: Azure had taken it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refusals_and_poison_messages() {
-    let sandbox = Sandbox::start(Options::default())
-        .await
-        .expect("the sandbox starts");
-    let result = refusals(&sandbox).await;
-    sandbox.shutdown().await;
-    result.expect("refusals behave");
+    with_sandbox(Options::default(), refusals).await;
+}
+
+/// A forged command from the VM: the VM's identity may put on `events`, so a command found there
+/// did not come through Discord's signature and the role check.
+fn command_from_the_vm() -> String {
+    Envelope::new(
+        "cmd-1300000000000000999".into(),
+        SERVER_ID.into(),
+        0,
+        EventBody::Command(Command {
+            kind: CommandKind::Start,
+            requester: Requester {
+                user_id: "1".into(),
+                name: "Mallory".into(),
+                roles: vec![],
+            },
+            guild_id: Some("1200000000000000001".into()),
+            channel_id: "1200000000000000002".into(),
+            reply: InteractionReply {
+                application_id: "1100000000000000000".into(),
+                interaction_id: "1300000000000000999".into(),
+                token: "forged".into(),
+            },
+        }),
+    )
+    .to_json()
 }
 
 async fn refusals(sandbox: &Sandbox) -> anyhow::Result<()> {
@@ -137,12 +355,12 @@ async fn refusals(sandbox: &Sandbox) -> anyhow::Result<()> {
         "the scaler is private"
     );
 
-    // Garbage on the queue is set aside on the first delivery, not retried forever.
-    let garbage = sandbox
-        .storage
-        .events
-        .put_message("not an event", SystemTime::now());
-    assert_eq!(http.send(garbage).await?.status(), 201);
+    // Garbage and a command on the game-event queue are set aside on the first delivery.
+    let storage = &sandbox.storage;
+    for text in ["not an event".to_owned(), command_from_the_vm()] {
+        let put = storage.events.put_message(&text, SystemTime::now());
+        assert_eq!(http.send(put).await?.status(), 201);
+    }
     let kick = http::Request::post(format!("{base}/reactions/kick"))
         .header("authorization", format!("Bearer {}", sandbox.app_secret))
         .body(Vec::new())?;
@@ -153,23 +371,17 @@ async fn refusals(sandbox: &Sandbox) -> anyhow::Result<()> {
         "{}",
         String::from_utf8_lossy(kicked.body())
     );
-    assert_eq!(
-        sandbox.storage.peek(&sandbox.storage.poison).await?.len(),
-        1
-    );
-    assert_eq!(
-        sandbox.storage.peek(&sandbox.storage.events).await?.len(),
-        0
-    );
+    assert_eq!(storage.peek(&storage.poison).await?.len(), 2);
+    assert_eq!(storage.peek(&storage.events).await?.len(), 0);
     assert_eq!(
         sandbox.arm.capacity_patches(),
         Vec::<u32>::new(),
-        "garbage scales nothing"
+        "nothing was scaled"
     );
-    let status = sandbox.storage.status(SERVER_ID).await?;
+    let status = storage.status(SERVER_ID).await?;
     assert!(
         matches!(status.as_deref(), None | Some("stopped")),
-        "and changes no state: {status:?}"
+        "and no state changed: {status:?}"
     );
     Ok(())
 }
@@ -178,12 +390,7 @@ async fn refusals(sandbox: &Sandbox) -> anyhow::Result<()> {
 /// nobody loses the race for the state entity and every reply is edited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_commands_is_answered_in_full() {
-    let sandbox = Sandbox::start(Options::default())
-        .await
-        .expect("the sandbox starts");
-    let result = burst(&sandbox, 12).await;
-    sandbox.shutdown().await;
-    result.expect("every command answered");
+    with_sandbox(Options::default(), async |sandbox| burst(sandbox, 12).await).await;
 }
 
 async fn burst(sandbox: &Sandbox, count: usize) -> anyhow::Result<()> {
@@ -207,13 +414,8 @@ async fn burst(sandbox: &Sandbox, count: usize) -> anyhow::Result<()> {
         .await;
     assert_eq!(edits.len(), count, "one edited reply per command");
     assert!(edits.iter().all(|m| m.content.contains("stopped")));
-    assert_eq!(
-        sandbox.storage.peek(&sandbox.storage.events).await?.len(),
-        0
-    );
-    assert_eq!(
-        sandbox.storage.peek(&sandbox.storage.poison).await?.len(),
-        0
-    );
+    let storage = &sandbox.storage;
+    assert_eq!(storage.peek(&storage.commands).await?.len(), 0);
+    assert_eq!(storage.peek(&storage.poison).await?.len(), 0);
     Ok(())
 }

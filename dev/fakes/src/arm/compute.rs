@@ -292,7 +292,7 @@ fn patch(
         Ok(capacity) => capacity,
         Err(refusal) => return refusal,
     };
-    state.patches.push(capacity);
+    state.patches.push((capacity, std::time::Instant::now()));
     set_capacity(shared, state, capacity);
     let id = start_operation(shared, state);
     let operation_url = format!(
@@ -344,7 +344,7 @@ fn requested_capacity(request: &http::Request<Bytes>, current: u32) -> Result<u3
 
 /// Capacity takes effect at once: going to 0 deallocates the VM now; going up from 0 makes a
 /// new instance (it boots once the operation has succeeded).
-fn set_capacity(shared: &Shared, state: &mut State, capacity: u32) {
+pub(super) fn set_capacity(shared: &Shared, state: &mut State, capacity: u32) {
     let previous = state.capacity;
     state.capacity = capacity;
     state.etag += 1;

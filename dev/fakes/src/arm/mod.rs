@@ -6,7 +6,7 @@ mod entra;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -90,7 +90,25 @@ impl ArmFake {
 
     /// Every capacity sent by PATCH, in order.
     pub fn capacity_patches(&self) -> Vec<u32> {
+        self.timed_patches().into_iter().map(|(c, _)| c).collect()
+    }
+
+    /// Every capacity sent by PATCH, with when it arrived.
+    pub fn timed_patches(&self) -> Vec<(u32, Instant)> {
         lock(&self.shared.state).patches.clone()
+    }
+
+    /// Azure takes the spot VM (eviction with the `Delete` policy): the instance is deleted and
+    /// the capacity drops to match. No PATCH is recorded: nobody sent one.
+    pub fn evict(&self) {
+        evict(&self.shared);
+    }
+
+    /// [`ArmFake::evict`] for another fake to call (the metadata service, when an eviction it
+    /// announced starts).
+    pub fn evictor(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || evict(&shared)
     }
 
     /// The scale set's capacity now.
@@ -143,7 +161,7 @@ struct State {
     /// The latest update's operation id; earlier ones have been preempted or have ended.
     current_operation: Option<String>,
     operations: HashMap<String, Operation>,
-    patches: Vec<u32>,
+    patches: Vec<(u32, Instant)>,
     requests: Vec<RecordedRequest>,
     boot: Option<AbortHandle>,
 }
@@ -193,6 +211,13 @@ impl Shared {
 
     fn vm_name(&self, instance_id: u32) -> String {
         format!("{}_{instance_id}", self.config.vmss_name)
+    }
+}
+
+fn evict(shared: &Shared) {
+    let mut state = lock(&shared.state);
+    if state.instance_id.is_some() {
+        compute::set_capacity(shared, &mut state, 0);
     }
 }
 
