@@ -71,7 +71,10 @@ fn the_provider_minimum_has_every_attribute_used() {
             );
         }
     }
-    assert!(checked > 0, "the table names attributes the configuration uses");
+    assert!(
+        checked > 0,
+        "the table names attributes the configuration uses"
+    );
 }
 
 fn scale_set(blocks: &[Block]) -> &Block {
@@ -121,7 +124,10 @@ fn a_plan_can_never_delete_the_world() {
         let protected = nested(resource, "lifecycle")
             .filter_map(|l| attribute(l, "prevent_destroy"))
             .any(|v| matches!(v, Expression::Bool(true)));
-        assert!(protected, "{kind}.{name} has lifecycle.prevent_destroy = true");
+        assert!(
+            protected,
+            "{kind}.{name} has lifecycle.prevent_destroy = true"
+        );
     }
 }
 

@@ -69,10 +69,12 @@ fn app_grants(blocks: &[Block]) -> Grants {
             .next()
             .unwrap_or_default()
             .replace("[0]", "");
-        let actions = roles
-            .get(&role)
-            .unwrap_or_else(|| panic!("app assignment {name} uses {definition}, not a custom role of infra/"));
-        let scope = attribute(assignment, "scope").map(source).unwrap_or_default();
+        let actions = roles.get(&role).unwrap_or_else(|| {
+            panic!("app assignment {name} uses {definition}, not a custom role of infra/")
+        });
+        let scope = attribute(assignment, "scope")
+            .map(source)
+            .unwrap_or_default();
         for action in actions {
             grants.insert((action.clone(), scope.clone()));
         }

@@ -3,8 +3,8 @@
 //! deployment's own private blob, checked by hash.
 
 use heimdall_infra_policy::{
-    attribute, blocks, cloud_init, local, resource, source, string, string_literals,
-    unit_values, validations, written_file,
+    attribute, blocks, cloud_init, local, resource, source, string, string_literals, unit_values,
+    validations, written_file,
 };
 
 const UNITS: &str = "/etc/systemd/system";
@@ -19,7 +19,9 @@ fn unit(name: &str) -> String {
 fn script_of(unit_name: &str) -> String {
     let doc = cloud_init().expect("cloud-init.yaml parses");
     let exec = unit_values(&unit(unit_name), "Service", "ExecStart");
-    let path = exec.first().unwrap_or_else(|| panic!("{unit_name} has an ExecStart"));
+    let path = exec
+        .first()
+        .unwrap_or_else(|| panic!("{unit_name} has an ExecStart"));
     written_file(&doc, path).unwrap_or_else(|| panic!("cloud-init.yaml writes no {path}"))
 }
 
@@ -54,7 +56,10 @@ fn containers_cannot_reach_imds_or_the_wireserver() {
                 && r.ends_with("-j DROP")
                 && !r.contains("--dport")
         });
-        assert!(dropped, "container traffic to {address} is dropped: {rules:#?}");
+        assert!(
+            dropped,
+            "container traffic to {address} is dropped: {rules:#?}"
+        );
     }
     // Only DNS may pass to the WireServer, and only ahead of the drop.
     let position = |pred: &dyn Fn(&String) -> bool| rules.iter().position(pred);
@@ -77,19 +82,29 @@ fn containers_cannot_reach_imds_or_the_wireserver() {
     }
     let doc = cloud_init().unwrap();
     let enabled = format!("{:?}", doc["runcmd"]);
-    assert!(enabled.contains(firewall_unit), "runcmd enables {firewall_unit}");
+    assert!(
+        enabled.contains(firewall_unit),
+        "runcmd enables {firewall_unit}"
+    );
 }
 
 #[test]
 fn boot_steps_that_need_azure_are_retried_until_they_succeed() {
-    for name in ["heimdall-secrets.service", "heimdall-agent-install.service"] {
+    for name in [
+        "heimdall-secrets.service",
+        "heimdall-agent-install.service",
+        "heimdall-public-ip.service",
+    ] {
         let unit = unit(name);
         assert_eq!(
             unit_values(&unit, "Service", "Restart"),
             ["on-failure"],
             "{name} restarts on failure"
         );
-        assert!(!unit_values(&unit, "Service", "RestartSec").is_empty(), "{name}");
+        assert!(
+            !unit_values(&unit, "Service", "RestartSec").is_empty(),
+            "{name}"
+        );
         // Without this, systemd gives up after a few quick failures.
         assert_eq!(
             unit_values(&unit, "Unit", "StartLimitIntervalSec"),
@@ -98,9 +113,28 @@ fn boot_steps_that_need_azure_are_retried_until_they_succeed() {
         );
     }
     let agent = unit("heimdall-agent.service");
-    for key in ["Requires", "After"] {
-        assert!(unit_values(&agent, "Unit", key)
-            .contains(&"heimdall-agent-install.service".to_owned()));
+    for needed in [
+        "heimdall-agent-install.service",
+        "heimdall-public-ip.service",
+    ] {
+        for key in ["Requires", "After"] {
+            assert!(
+                unit_values(&agent, "Unit", key).contains(&needed.to_owned()),
+                "heimdall-agent.service {key}= {needed}"
+            );
+        }
+    }
+    // IMDS reports no Standard public IP: the agent gets the one read from Resource Manager.
+    assert!(unit_values(&agent, "Service", "EnvironmentFile")
+        .contains(&"/run/heimdall/agent.vm.env".to_owned()));
+    let lookup = script_of("heimdall-public-ip.service");
+    for step in [
+        ".properties.networkProfile.networkInterfaces",
+        ".properties.publicIPAddress.id",
+        ".properties.ipAddress",
+        "HEIMDALL_PUBLIC_IP=",
+    ] {
+        assert!(lookup.contains(step), "public-ip.sh reads {step}");
     }
 }
 
@@ -109,7 +143,10 @@ fn the_game_image_is_pinned_by_digest() {
     let blocks = blocks().expect("infra/*.tf parse");
     let variable = blocks
         .iter()
-        .find(|b| b.identifier() == "variable" && b.labels().first().map(|l| l.as_str()) == Some("valheim_image"))
+        .find(|b| {
+            b.identifier() == "variable"
+                && b.labels().first().map(|l| l.as_str()) == Some("valheim_image")
+        })
         .expect("variable valheim_image");
     let conditions = validations(&blocks, "valheim_image");
     let patterns: Vec<regex::Regex> = conditions
@@ -117,11 +154,18 @@ fn the_game_image_is_pinned_by_digest() {
         .flat_map(|c| string_literals(c))
         .filter_map(|p| regex::Regex::new(&p).ok())
         .collect();
-    assert!(!patterns.is_empty(), "valheim_image has a validation pattern");
+    assert!(
+        !patterns.is_empty(),
+        "valheim_image has a validation pattern"
+    );
     let accepted = |image: &str| patterns.iter().all(|p| p.is_match(image));
     let digest = "0123456789abcdef".repeat(4);
-    assert!(accepted(&format!("lloesche/valheim-server@sha256:{digest}")));
-    assert!(accepted(&format!("lloesche/valheim-server:latest@sha256:{digest}")));
+    assert!(accepted(&format!(
+        "lloesche/valheim-server@sha256:{digest}"
+    )));
+    assert!(accepted(&format!(
+        "lloesche/valheim-server:latest@sha256:{digest}"
+    )));
     for tag_only in [
         "lloesche/valheim-server",
         "lloesche/valheim-server:latest",
@@ -136,7 +180,9 @@ fn the_game_image_is_pinned_by_digest() {
     let game = unit("valheim.service");
     let run = unit_values(&game, "Service", "ExecStart");
     assert_eq!(run.last().map(String::as_str), Some("${valheim_image}"));
-    let vars = local(&blocks, "cloud_init_vars").map(source).unwrap_or_default();
+    let vars = local(&blocks, "cloud_init_vars")
+        .map(source)
+        .unwrap_or_default();
     assert!(vars.contains("valheim_image = var.valheim_image"), "{vars}");
 }
 
@@ -144,11 +190,17 @@ fn the_game_image_is_pinned_by_digest() {
 fn the_vm_gets_the_agent_from_the_deployment_with_its_identity() {
     let blocks = blocks().expect("infra/*.tf parse");
     // Terraform uploads the binary into a private container of its own...
-    let container = resource(&blocks, "azurerm_storage_container", "agent").expect("container agent");
-    assert_eq!(string(attribute(container, "container_access_type")), Some("private"));
+    let container =
+        resource(&blocks, "azurerm_storage_container", "agent").expect("container agent");
+    assert_eq!(
+        string(attribute(container, "container_access_type")),
+        Some("private")
+    );
     let blob = resource(&blocks, "azurerm_storage_blob", "agent").expect("blob agent");
     assert_eq!(
-        attribute(blob, "storage_container_id").map(source).as_deref(),
+        attribute(blob, "storage_container_id")
+            .map(source)
+            .as_deref(),
         Some("azurerm_storage_container.agent.id")
     );
     assert_eq!(
@@ -160,8 +212,13 @@ fn the_vm_gets_the_agent_from_the_deployment_with_its_identity() {
         local(&blocks, "agent_sha256").map(source).as_deref(),
         Some("filesha256(var.agent_binary_path)")
     );
-    let vars = local(&blocks, "cloud_init_vars").map(source).unwrap_or_default();
-    assert!(vars.contains("agent_blob_url = azurerm_storage_blob.agent.url"), "{vars}");
+    let vars = local(&blocks, "cloud_init_vars")
+        .map(source)
+        .unwrap_or_default();
+    assert!(
+        vars.contains("agent_blob_url = azurerm_storage_blob.agent.url"),
+        "{vars}"
+    );
     assert!(vars.contains("agent_sha256 = local.agent_sha256"), "{vars}");
 
     // The VM downloads it with a storage token of its identity and checks the hash first.
@@ -178,13 +235,19 @@ fn the_vm_gets_the_agent_from_the_deployment_with_its_identity() {
     }
     let check = install.find("sha256sum --check").unwrap();
     let installed = install.find("install -m").expect("it installs the binary");
-    assert!(check < installed, "the hash is checked before the binary is installed");
+    assert!(
+        check < installed,
+        "the hash is checked before the binary is installed"
+    );
 
     // No download from anywhere but Azure at boot.
     let doc = cloud_init().unwrap();
     for entry in doc["write_files"].as_vec().unwrap() {
         let content = entry["content"].as_str().unwrap_or_default();
-        for url in content.split_whitespace().filter(|w| w.contains("https://")) {
+        for url in content
+            .split_whitespace()
+            .filter(|w| w.contains("https://"))
+        {
             let host = url
                 .split("https://")
                 .nth(1)
