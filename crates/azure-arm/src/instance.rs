@@ -402,28 +402,24 @@ mod tests {
         );
     }
 
-    #[test]
-    fn reads_the_nics_of_the_official_example() {
-        // Each entry of the NIC list example is a NIC as `NetworkInterfaces_Get` returns it.
-        let list: serde_json::Value = serde_json::from_slice(&response_body(
-            "arm/vmss-network-interface-list.json",
-            "200",
-        ))
-        .unwrap();
-        let first = ok(list["value"][0].clone());
-        assert_eq!(
-            parse_nic(&first).unwrap().as_deref(),
-            Some("/subscriptions/subid/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/vmss1/virtualMachines/0/networkInterfaces/nic1/ipConfigurations/ip1/publicIPAddresses/pub1")
-        );
+    /// The first entry of an official list example: each is the resource as its own GET
+    /// returns it (`NetworkInterfaces_Get`, `PublicIPAddresses_Get`).
+    fn first_documented(example: &str) -> http::Response<Vec<u8>> {
+        let list: serde_json::Value =
+            serde_json::from_slice(&response_body(example, "200")).unwrap();
+        ok(list["value"][0].clone())
     }
 
     #[test]
-    fn reads_the_addresses_of_the_official_example() {
-        let list: serde_json::Value =
-            serde_json::from_slice(&response_body("arm/vmss-public-ip-list.json", "200")).unwrap();
-        let first = ok(list["value"][0].clone());
+    fn reads_the_official_examples() {
         assert_eq!(
-            parse_public_ip(&first).unwrap().as_deref(),
+            parse_nic(&first_documented("arm/vmss-network-interface-list.json")).unwrap().as_deref(),
+            Some("/subscriptions/subid/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/vmss1/virtualMachines/0/networkInterfaces/nic1/ipConfigurations/ip1/publicIPAddresses/pub1")
+        );
+        assert_eq!(
+            parse_public_ip(&first_documented("arm/vmss-public-ip-list.json"))
+                .unwrap()
+                .as_deref(),
             Some("13.67.119.72")
         );
     }
