@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Offline checks for infra/: cloud-init schema of the rendered cloud-config, checkov on the
-# Terraform, and `terraform fmt -check` when terraform is installed. Idempotent: tools are
-# installed only when missing (cloud-init from Debian's packages, checkov from PyPI into a venv
-# under $HEIMDALL_CACHE). `terraform init/validate` needs the provider registry and is not run.
+# Terraform, and, when terraform is installed, `terraform fmt -check` and the variables'
+# validations on good and bad inputs. Idempotent: tools are installed only when missing
+# (cloud-init from Debian's packages, checkov from PyPI into a venv under $HEIMDALL_CACHE).
+# `terraform validate/plan` of the whole configuration needs the provider registry and is not run.
 set -euo pipefail
 
 INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,13 +83,51 @@ step "checkov (skips and reasons: infra/.checkov.yaml)"
 (cd "$INFRA_DIR" && "$VENV/bin/checkov" --config-file .checkov.yaml --directory . \
   --framework terraform --quiet --compact --skip-download)
 
-# --- 3. terraform fmt --------------------------------------------------------------------
+# --- 3. terraform fmt and the inputs' validations -----------------------------------------
+# The validations need no provider: a copy of variables.tf alone initialises offline, and a
+# plan of it runs every validation block on the values given.
+check_validations() {
+  local dir="$WORK/variables" sample out
+  rm -rf "$dir" && mkdir -p "$dir"
+  cp "$INFRA_DIR/variables.tf" "$dir/"
+  : > "$dir/agent.bin"
+  (cd "$dir" && terraform init -input=false >/dev/null)
+  sample=(-var name_suffix=abcd -var "admin_ssh_public_key=ssh-ed25519 AAAA"
+    -var kick_url=https://heimdall.example.net/reactions/kick
+    -var app_principal_object_id=00000000-0000-0000-0000-000000000000
+    -var agent_binary_path=agent.bin
+    -var "valheim_image=lloesche/valheim-server@sha256:$(printf '0%.0s' {1..64})")
+  # $1 = accept|refuse, then the -var arguments that differ from the sample.
+  expect() {
+    local want="$1"; shift
+    if out="$(cd "$dir" && terraform plan -input=false -refresh=false "${sample[@]}" "$@" 2>&1)"; then
+      [ "$want" = accept ] || { echo "terraform accepted $*" >&2; exit 1; }
+    else
+      [ "$want" = refuse ] && grep -q 'Invalid value for variable' <<<"$out" \
+        || { printf 'terraform refused %s:\n%s\n' "$*" "$out" >&2; exit 1; }
+    fi
+  }
+  expect accept
+  expect accept -var 'admin_ssh_cidrs=["203.0.113.7/32","2001:db8:1::/48"]'
+  expect refuse -var 'admin_ssh_cidrs=["0.0.0.0/0"]'
+  expect refuse -var 'admin_ssh_cidrs=["0.0.0.0/1","128.0.0.0/1"]'
+  expect refuse -var 'admin_ssh_cidrs=["::/0"]'
+  expect refuse -var 'operator_cidrs=["0.0.0.0/1"]'
+  expect refuse -var "server_name=$(printf 'Heim\ndall')"
+  expect refuse -var valheim_image=lloesche/valheim-server:latest
+  expect refuse -var agent_binary_path=/nonexistent/heimdall-agent
+  echo "ok: variable validations accept the sample and refuse wide CIDRs, newlines, tags and missing files"
+}
+
 if command -v terraform >/dev/null 2>&1; then
-  step "terraform fmt -check"
   : > "$WORK/terraformrc" # an empty CLI config keeps terraform from warning about a missing one
-  TF_CLI_CONFIG_FILE="$WORK/terraformrc" terraform fmt -check -recursive "$INFRA_DIR"
+  export TF_CLI_CONFIG_FILE="$WORK/terraformrc"
+  step "terraform fmt -check"
+  terraform fmt -check -recursive "$INFRA_DIR"
+  step "terraform: variable validations on good and bad inputs"
+  check_validations
 else
-  step "terraform not on PATH: fmt check skipped"
+  step "terraform not on PATH: fmt and validation checks skipped"
 fi
 
 step "infra checks passed"

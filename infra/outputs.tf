@@ -8,17 +8,27 @@ output "resource_group_name" {
 
 output "vmss_id" {
   description = "Resource id of the game server's scale set."
-  value       = azurerm_linux_virtual_machine_scale_set.valheim.id
+  value       = azurerm_orchestrated_virtual_machine_scale_set.valheim.id
 }
 
 output "vmss_name" {
   description = "Name of the game server's scale set (Spin variable vmss_name)."
-  value       = azurerm_linux_virtual_machine_scale_set.valheim.name
+  value       = azurerm_orchestrated_virtual_machine_scale_set.valheim.name
 }
 
 output "vm_principal_id" {
-  description = "Object id of the scale set's system-assigned managed identity."
+  description = "Object id of the VM's user-assigned managed identity."
   value       = local.vm_principal_id
+}
+
+output "agent_blob_url" {
+  description = "URL of the agent binary in its private container (readable by the VM's identity only)."
+  value       = azurerm_storage_blob.agent.url
+}
+
+output "agent_sha256" {
+  description = "SHA-256 of the uploaded agent binary; the VM refuses a download that does not match."
+  value       = local.agent_sha256
 }
 
 output "vm_fallback_sizes" {
@@ -46,6 +56,7 @@ output "queue_names" {
   value = {
     events        = azurerm_storage_queue.events.name
     events_poison = azurerm_storage_queue.events_poison.name
+    commands      = azurerm_storage_queue.commands.name
     control       = azurerm_storage_queue.control.name
   }
 }
@@ -94,7 +105,7 @@ output "spin_variables" {
     azure_tenant_id       = data.azurerm_client_config.current.tenant_id
     azure_subscription_id = data.azurerm_subscription.current.subscription_id
     azure_resource_group  = azurerm_resource_group.main.name
-    vmss_name             = azurerm_linux_virtual_machine_scale_set.valheim.name
+    vmss_name             = azurerm_orchestrated_virtual_machine_scale_set.valheim.name
   }
 }
 

@@ -1,9 +1,12 @@
 # Two storage accounts, so that each identity can reach only what it needs:
 #
-# - "app": queues `events`, `events-poison`, `control` and table `servers`. The Spin components
-#   sign with SharedKey (they cannot use managed identity), so shared keys stay enabled here.
-#   The VM never gets this account's key: it sends to `events` and reads `control` with Entra
-#   tokens from its managed identity (queue-scoped role assignments in identity.tf).
+# - "app": queues `events`, `events-poison`, `commands`, `control`, table `servers`, and the
+#   private blob container `agent` with the VM's agent binary. The Spin components sign with
+#   SharedKey (they cannot use managed identity), so shared keys stay enabled here. The VM never
+#   gets this account's key: with Entra tokens from its managed identity it sends to `events`,
+#   takes from `control` and reads the agent blob (role assignments scoped to exactly those, in
+#   identity.tf). It has no role on `commands`, which only the app writes and reads: slash
+#   commands reach the game server from Discord and from nowhere else.
 # - "world": only the file share with the Valheim world, mounted by the VM over SMB 3. Linux
 #   SMB mounts need the account key (Azure Files has no managed-identity SMB mount for Linux
 #   VMs), so the VM may list this account's keys (custom role in identity.tf) and the key it
@@ -43,7 +46,8 @@ resource "azurerm_storage_account" "app" {
     expiration_action = "Log"
   }
 
-  # No blobs are used; soft delete still guards against a mistaken delete.
+  # Only the agent binary lives here (container `agent`); soft delete guards against a mistaken
+  # delete.
   blob_properties {
     delete_retention_policy {
       days = 7
@@ -61,6 +65,13 @@ resource "azurerm_storage_queue" "events" {
 
 resource "azurerm_storage_queue" "events_poison" {
   name               = "events-poison"
+  storage_account_id = azurerm_storage_account.app.id
+}
+
+# Slash commands, put by the interactions component and taken by reactions. Only the app's key
+# reaches it; the VM has no role here, so nothing on the VM can forge a player's command.
+resource "azurerm_storage_queue" "commands" {
+  name               = "commands"
   storage_account_id = azurerm_storage_account.app.id
 }
 
@@ -133,6 +144,12 @@ resource "azurerm_storage_account" "world" {
       days = 7
     }
   }
+
+  # The world lives here. A plan that would delete or replace this account fails instead; the
+  # management lock below does not stop Terraform (README.md, "Keeping the world").
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 resource "azurerm_storage_share" "worlds" {
@@ -141,15 +158,44 @@ resource "azurerm_storage_share" "worlds" {
   quota              = var.world_share_quota_gb
   enabled_protocol   = "SMB"
   access_tier        = "TransactionOptimized"
+
+  # The Valheim world itself: never deleted or replaced by a plan.
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
-# The world share cannot be deleted through Resource Manager (`terraform destroy`, a replacing
-# change, the portal) while this lock exists; Terraform deletes the share before its account, so
-# a destroy stops here too. The lock is on the share, not on the account, so that role
-# assignments on the account (the VM's key reader) can still be replaced. Remove it on purpose.
+# The world share cannot be deleted through Resource Manager (the portal, the az CLI, a script)
+# while this lock exists. It is a second line for whatever is not Terraform: Terraform deletes a
+# locked resource's lock first when it destroys both, so `prevent_destroy` above is what stops a
+# plan. The lock is on the share, not on the account, so that role assignments on the account
+# (the VM's key reader) can still be replaced. Remove it on purpose.
 resource "azurerm_management_lock" "world" {
   name       = "keep-the-world"
   scope      = azurerm_storage_share.worlds.id
   lock_level = "CanNotDelete"
   notes      = "Holds the Valheim world. Remove this lock on purpose before deleting the share or its account."
+}
+
+# The agent binary (scripts/build-agent), uploaded by Terraform into a private container. The VM
+# downloads it with its managed identity (Storage Blob Data Reader on this container only) and
+# checks the SHA-256 from its custom data, so the boot needs nothing from a third party. The blob's
+# name carries the hash: a new build is a new blob, and a VM never meets a half-replaced one.
+locals {
+  agent_sha256 = filesha256(var.agent_binary_path)
+}
+
+resource "azurerm_storage_container" "agent" {
+  name                  = "agent"
+  storage_account_id    = azurerm_storage_account.app.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_blob" "agent" {
+  name                 = "heimdall-agent-${substr(local.agent_sha256, 0, 16)}"
+  storage_container_id = azurerm_storage_container.agent.id
+  type                 = "Block"
+  source               = var.agent_binary_path
+  content_md5          = filemd5(var.agent_binary_path)
+  content_type         = "application/octet-stream"
 }

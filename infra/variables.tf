@@ -61,8 +61,10 @@ variable "server_name" {
   default     = "Heimdall"
 
   validation {
-    condition     = length(var.server_name) >= 3 && length(var.server_name) <= 64 && !can(regex("[\"'$`\\\\]", var.server_name))
-    error_message = "server_name must be 3-64 characters without quotes, backslashes, backticks or dollar signs."
+    # One line: the name goes into a docker --env-file, where a newline would start a new
+    # variable. No quotes, backslashes, backticks or dollar signs: shells and YAML see it too.
+    condition     = length(var.server_name) >= 3 && length(var.server_name) <= 64 && !can(regex("[[:cntrl:]\"'$`\\\\]", var.server_name))
+    error_message = "server_name must be 3-64 characters on one line, without control characters, quotes, backslashes, backticks or dollar signs."
   }
 }
 
@@ -78,9 +80,13 @@ variable "world_name" {
 }
 
 variable "valheim_image" {
-  description = "Container image of the game server. Pin a digest (lloesche/valheim-server@sha256:...) for reproducible boots."
+  description = "Container image of the game server, pinned by digest, e.g. lloesche/valheim-server@sha256:<64 hex>. A tag alone could change under a running world; infra/README.md says how to find the digest."
   type        = string
-  default     = "lloesche/valheim-server:latest"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}$", var.valheim_image))
+    error_message = "valheim_image must be pinned by digest: <image>[:<tag>]@sha256:<64 lowercase hex digits>."
+  }
 }
 
 variable "storage_replication_type" {
@@ -125,7 +131,7 @@ variable "vm_size" {
 }
 
 variable "vm_fallback_sizes" {
-  description = "Sizes to try, in order, when var.vm_size has no Spot capacity (AllocationFailed, SkuNotAvailable, ...). Not used by Terraform: the app's scaler may PATCH sku.name to one of these (recorded for that later use). Each must support Spot, Trusted Launch (if on) and an ephemeral OS disk with the same placement (check CachedDiskBytes/EphemeralOSDiskSupported in `az vm list-skus`)."
+  description = "Sizes to try, in order, when var.vm_size has no Spot capacity (AllocationFailed, SkuNotAvailable, ...). Not used by Terraform: the app's scaler may PATCH sku.name to one of these (recorded for that later use). Each must support Spot, Gen2 images and an ephemeral OS disk with the same placement (check CachedDiskBytes/EphemeralOSDiskSupported in `az vm list-skus`)."
   type        = list(string)
   default     = ["Standard_D2s_v3", "Standard_D2ds_v4", "Standard_E2as_v4"]
 
@@ -157,12 +163,6 @@ variable "ephemeral_os_disk_placement" {
   }
 }
 
-variable "trusted_launch" {
-  description = "Secure boot and vTPM (Trusted Launch). Every size in vm_size/vm_fallback_sizes must support it."
-  type        = bool
-  default     = true
-}
-
 variable "encryption_at_host" {
   description = "Encrypt the ephemeral OS and temp disks at the host. Needs the EncryptionAtHost feature registered on the subscription (az feature register --namespace Microsoft.Compute --name EncryptionAtHost)."
   type        = bool
@@ -173,12 +173,6 @@ variable "boot_diagnostics" {
   description = "Boot diagnostics with a managed storage account (serial console and boot log; no extra account)."
   type        = bool
   default     = true
-}
-
-variable "public_ip_prefix_id" {
-  description = "Optional Standard public IP prefix for the per-instance public IPs. Uniform scale sets take the instance IP's SKU from it; leave null unless Azure refuses the default (Basic) SKU in your subscription."
-  type        = string
-  default     = null
 }
 
 variable "admin_username" {
@@ -207,9 +201,13 @@ variable "admin_ssh_cidrs" {
   type        = list(string)
   default     = []
 
+  # Narrow ranges only: refusing 0.0.0.0/0 and ::/0 by name would still let two /1s open SSH to
+  # the whole internet. IPv4 /16 or narrower, IPv6 /48 or narrower, at most 8 ranges.
   validation {
-    condition     = alltrue([for c in var.admin_ssh_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
-    error_message = "admin_ssh_cidrs must be CIDRs and must not be 0.0.0.0/0."
+    condition = length(var.admin_ssh_cidrs) <= 8 && alltrue([for c in var.admin_ssh_cidrs : can(cidrhost(c, 0)) && (
+      can(regex("^[0-9.]+/(1[6-9]|2[0-9]|3[0-2])$", c)) || can(regex("^[0-9A-Fa-f:]+/(4[89]|[5-9][0-9]|1[01][0-9]|12[0-8])$", c))
+    )])
+    error_message = "admin_ssh_cidrs must be at most 8 CIDRs, each IPv4 /16 or narrower or IPv6 /48 or narrower (so never 0.0.0.0/0, ::/0 or a split of them)."
   }
 }
 
@@ -226,25 +224,13 @@ variable "vnet_address_space" {
 
 # --- the agent -------------------------------------------------------------------------------
 
-variable "agent_download_url" {
-  description = "HTTPS URL of the heimdall-agent Linux x86_64 binary (e.g. a release asset). Empty: the VM boots without the agent (TODO until releases are published)."
+variable "agent_binary_path" {
+  description = "Path to the heimdall-agent binary for x86_64 Linux, built statically by scripts/build-agent (it prints this path). Terraform uploads it to a private blob container; the VM downloads it with its managed identity and checks its SHA-256."
   type        = string
-  default     = ""
 
   validation {
-    condition     = var.agent_download_url == "" || can(regex("^https://", var.agent_download_url))
-    error_message = "agent_download_url must be empty or an https:// URL."
-  }
-}
-
-variable "agent_sha256" {
-  description = "SHA-256 (hex) of the agent binary at agent_download_url; the VM refuses a binary that does not match. Required when agent_download_url is set."
-  type        = string
-  default     = ""
-
-  validation {
-    condition     = var.agent_sha256 == "" || can(regex("^[0-9a-f]{64}$", var.agent_sha256))
-    error_message = "agent_sha256 must be empty or 64 lowercase hex digits."
+    condition     = fileexists(var.agent_binary_path)
+    error_message = "agent_binary_path must name an existing file: run scripts/build-agent and use the path it prints."
   }
 }
 
@@ -281,8 +267,10 @@ variable "operator_cidrs" {
   type        = list(string)
   default     = []
 
+  # Key Vault's firewall takes IPv4 only. Narrow ranges, for the same reason as admin_ssh_cidrs.
   validation {
-    condition     = alltrue([for c in var.operator_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
-    error_message = "operator_cidrs must be CIDRs and must not be 0.0.0.0/0."
+    condition = length(var.operator_cidrs) <= 8 && alltrue([for c in var.operator_cidrs : can(cidrhost(c, 0)) &&
+    can(regex("^[0-9.]+/(1[6-9]|2[0-9]|3[0-2])$", c))])
+    error_message = "operator_cidrs must be at most 8 IPv4 CIDRs, each /16 or narrower."
   }
 }

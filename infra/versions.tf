@@ -1,13 +1,17 @@
-# Terraform and provider versions. azurerm 4.47+ is needed for `storage_account_id` on
-# azurerm_storage_queue/azurerm_storage_table/azurerm_storage_share (created through Azure
-# Resource Manager, so `terraform apply` needs no data-plane access to the storage accounts).
+# Terraform and provider versions. azurerm 4.77 is the first release with everything used here:
+# `storage_account_id` on azurerm_storage_table and `storage_container_id` on
+# azurerm_storage_blob arrived in 4.77 (queue and share had theirs earlier), and `sku_name` on a
+# Flexible scale set's per-VM public IP exists since well before. Tables, queues, shares and
+# containers are created through Azure Resource Manager; only the agent blob's upload uses the
+# storage data plane. `< 5.0`: a major release renames and removes arguments, so moving to it is
+# a change of its own. infra/policy checks this minimum against the attributes used.
 terraform {
   required_version = ">= 1.6.0"
 
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = "~> 4.47"
+      version = ">= 4.77.0, < 5.0.0"
     }
   }
 }
@@ -16,8 +20,11 @@ provider "azurerm" {
   # Subscription: ARM_SUBSCRIPTION_ID in the environment or `subscription_id` here.
   subscription_id = var.subscription_id
 
-  # Should the provider ever need the storage data plane, it uses Entra ID, never a key.
-  storage_use_azuread = true
+  # The one data-plane call, the agent blob's upload, signs with the app account's key, which
+  # azurerm reads through Resource Manager (listKeys) anyway. Entra ID would need a data-plane
+  # role for whoever runs Terraform, and a fresh role assignment takes minutes to apply: the
+  # first apply would fail half-way. The state holds the storage keys either way (README.md).
+  storage_use_azuread = false
 
   features {
     key_vault {

@@ -24,7 +24,7 @@ SAMPLES = {
     "server_id": "valheim",
     "server_name": "Heimdall Test",
     "world_name": "Dedicated",
-    "valheim_image": "lloesche/valheim-server:latest",
+    "valheim_image": "lloesche/valheim-server@sha256:" + "0" * 64,
     "queue_endpoint": "https://heimdallappabcd.queue.core.windows.net",
     "storage_account": "heimdallappabcd",
     "events_queue": "events",
@@ -38,7 +38,7 @@ SAMPLES = {
     "world_account_name": "heimdallwldabcd",
     "world_file_host": "heimdallwldabcd.file.core.windows.net",
     "world_share_name": "worlds",
-    "agent_download_url": "https://example.net/heimdall-agent-x86_64-linux",
+    "agent_blob_url": "https://heimdallappabcd.blob.core.windows.net/agent/heimdall-agent-0000000000000000",
     "agent_sha256": "0" * 64,
 }
 

@@ -8,10 +8,10 @@
 use heimdall_azure_arm::scaler_api::{
     CapacityRequest, InstanceReply, OperationRequest, ScaleReply,
 };
-use heimdall_azure_arm::{entra, operation, public_ip, vmss};
+use heimdall_azure_arm::{entra, operation, vmss};
 use heimdall_azure_arm::{
-    AccessToken, ArmError, ClientCredentials, OperationStatus, OperationUrl, ProvisioningState,
-    ScaleSet,
+    AccessToken, ArmError, ClientCredentials, InstanceLookup, OperationStatus, OperationUrl,
+    ProvisioningState, ScaleSet,
 };
 use heimdall_spin_io as io;
 use spin_sdk::http::{Method, Request, Response};
@@ -100,13 +100,16 @@ fn in_progress(operation: String, retry_after_s: Option<u32>) -> ScaleReply {
     }
 }
 
-/// `GET /instance`: the VM's name and public IP, both `null` when no VM runs.
+/// `GET /instance`: the VM's name and public IP, both `null` when no VM runs. The Flexible
+/// scale set's VM, NIC and IP are looked up in turn (at most three ARM calls).
 async fn instance() -> Result<Response, Failure> {
     let config = Config::load()?;
     let token = config.token().await?;
-    let ips =
-        public_ip::parse_public_ips(&send(config.scale_set.public_ips_request(&token)?).await?)?;
-    let reply: InstanceReply = public_ip::first_instance(&ips);
+    let mut lookup = InstanceLookup::new(&config.scale_set);
+    while let Some(request) = lookup.request(&token)? {
+        lookup.on_response(&send(request).await?)?;
+    }
+    let reply: InstanceReply = lookup.reply().cloned().unwrap_or_default();
     Ok(io::json(200, &reply))
 }
 

@@ -4,31 +4,33 @@
 //! the component shell sends them. No clock, no randomness, no sockets.
 //!
 //! - [`entra`]: client-credentials token for ARM.
-//! - [`vmss`]: GET the scale set, PATCH its capacity, list its public IPs.
+//! - [`vmss`]: GET the scale set, PATCH its capacity, list its VMs.
 //! - [`operation`]: follow a long-running operation (`Azure-AsyncOperation`, `Location` or the
 //!   resource itself), refusing URLs outside ARM because they get our bearer token.
-//! - [`public_ip`]: the instance's VM name and public IP.
+//! - [`instance`]: the (Flexible) scale set's VM, its NIC and its public IP.
+//! - [`calls`]: every ARM call above with the permission Azure checks for it, the list the
+//!   deployment's roles are held to.
 //! - [`scaler_api`]: the JSON contract between the reactions component and the scaler.
 
+pub mod calls;
 pub mod entra;
 mod error;
+pub mod instance;
 pub mod operation;
-pub mod public_ip;
 pub mod scaler_api;
 pub mod vmss;
 
 pub use entra::{AccessToken, ClientCredentials};
 pub use error::ArmError;
+pub use instance::InstanceLookup;
 pub use operation::{OperationStatus, OperationUrl};
-pub use public_ip::PublicIp;
 pub use vmss::{ProvisioningState, ScaleSet, UpdateOutcome, Vmss};
 
-/// Compute api-version for the scale set itself (GET, PATCH, operation status).
+/// Compute api-version for the scale set and its VMs (GET, PATCH, VM list, operation status).
 pub const COMPUTE_API_VERSION: &str = "2024-11-01";
 
-/// api-version for the scale set's public IP list: the only value in the swagger enum
-/// (`ApiVersionVmssParameter`), see PROTOCOLS.md 4.6.
-pub const PUBLIC_IP_API_VERSION: &str = "2017-03-30";
+/// Network api-version for the VM's NIC and public IP (stable, as in the Network examples).
+pub const NETWORK_API_VERSION: &str = "2024-07-01";
 
 /// An endpoint origin without the trailing slash, so paths can be appended with `/`.
 fn trim_origin(endpoint: &str) -> &str {

@@ -1,15 +1,18 @@
-//! The scale set: GET it, PATCH its capacity, list its public IPs. PROTOCOLS.md 4.2–4.4, 4.6.
+//! The scale set: GET it, PATCH its capacity, list its VMs and read the resources they
+//! reference. PROTOCOLS.md 4.2–4.4; the lookup itself is in [`crate::instance`].
 
 use serde::Deserialize;
 
 use crate::error::{cloud_error, header_str, parse_json, retry_after_s, ArmError};
-use crate::{path_segment, trim_origin, AccessToken, COMPUTE_API_VERSION, PUBLIC_IP_API_VERSION};
+use crate::{path_segment, trim_origin, AccessToken, COMPUTE_API_VERSION};
 
 /// Where the scale set lives. Built once from configuration; every name is checked and encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScaleSet {
     arm_endpoint: String,
-    /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}`
+    /// `/subscriptions/{sub}/resourceGroups/{rg}`
+    group_path: String,
+    /// `{group_path}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}`
     resource_path: String,
 }
 
@@ -20,14 +23,18 @@ impl ScaleSet {
         resource_group: &str,
         name: &str,
     ) -> Result<Self, ArmError> {
-        let resource_path = format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachineScaleSets/{}",
+        let group_path = format!(
+            "/subscriptions/{}/resourceGroups/{}",
             path_segment(subscription_id, "the subscription id")?,
             path_segment(resource_group, "the resource group")?,
+        );
+        let resource_path = format!(
+            "{group_path}/providers/Microsoft.Compute/virtualMachineScaleSets/{}",
             path_segment(name, "the scale set name")?,
         );
         Ok(Self {
             arm_endpoint: trim_origin(arm_endpoint).to_owned(),
+            group_path,
             resource_path,
         })
     }
@@ -61,16 +68,39 @@ impl ScaleSet {
         )
     }
 
-    /// `GET …/virtualMachineScaleSets/{name}/publicipaddresses` (Uniform scale sets with a
-    /// per-VM public IP configuration).
-    pub fn public_ips_request(
+    /// `GET …/providers/Microsoft.Compute/virtualMachines?$filter='virtualMachineScaleSet/id'
+    /// eq '{id}'`: the VMs of this (Flexible) scale set, which are resources of the group.
+    pub fn vm_list_request(&self, token: &AccessToken) -> Result<http::Request<Vec<u8>>, ArmError> {
+        let filter = format!("'virtualMachineScaleSet/id' eq '{}'", self.resource_path);
+        let url = format!(
+            "{}{}/providers/Microsoft.Compute/virtualMachines?api-version={COMPUTE_API_VERSION}&$filter={}",
+            self.arm_endpoint,
+            self.group_path,
+            percent_encoding::utf8_percent_encode(&filter, crate::SEGMENT)
+        );
+        authorized(http::Method::GET, &url, token, Vec::new())
+    }
+
+    /// `GET {id}` of a resource that an ARM answer referenced (a VM's NIC, a NIC's public IP).
+    /// The id becomes a path on ARM's origin, segment by segment, so that whatever it holds
+    /// cannot send the token anywhere else or add a query.
+    pub fn resource_request(
         &self,
         token: &AccessToken,
+        id: &str,
+        api_version: &str,
     ) -> Result<http::Request<Vec<u8>>, ArmError> {
-        let url = format!(
-            "{}{}/publicipaddresses?api-version={PUBLIC_IP_API_VERSION}",
-            self.arm_endpoint, self.resource_path
-        );
+        let Some(rest) = id.strip_prefix("/subscriptions/") else {
+            return Err(ArmError::InvalidInput(format!(
+                "{id:?} is not an ARM resource id"
+            )));
+        };
+        let mut path = String::from("/subscriptions");
+        for segment in rest.split('/') {
+            path.push('/');
+            path.push_str(&path_segment(segment, "a segment of a resource id")?);
+        }
+        let url = format!("{}{path}?api-version={api_version}", self.arm_endpoint);
         authorized(http::Method::GET, &url, token, Vec::new())
     }
 }
@@ -302,15 +332,31 @@ mod tests {
     }
 
     #[test]
-    fn public_ips_use_the_swagger_api_version() {
-        let request = ScaleSet::new(ARM, "subid", "vmss-tester", "vmss1")
-            .unwrap()
-            .public_ips_request(&token())
-            .unwrap();
+    fn referenced_resources_stay_on_arm() {
+        let set = ScaleSet::new(ARM, "subid", "rg", "vmss1").unwrap();
+        let nic = "/subscriptions/subid/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/vmss1_1a2b-nic";
+        let request = set.resource_request(&token(), nic, "2024-07-01").unwrap();
         assert_eq!(
             request.uri().to_string(),
-            "https://management.azure.com/subscriptions/subid/resourceGroups/vmss-tester/providers/Microsoft.Compute/virtualMachineScaleSets/vmss1/publicipaddresses?api-version=2017-03-30"
+            format!("{ARM}{nic}?api-version=2024-07-01")
         );
+        assert_eq!(request.headers()["authorization"], "Bearer tok");
+        // Whatever an answer holds, it stays a path on ARM's origin.
+        let odd = set
+            .resource_request(&token(), "/subscriptions/s/x?api-version=1#y", "v")
+            .unwrap();
+        assert_eq!(
+            odd.uri().to_string(),
+            format!("{ARM}/subscriptions/s/x%3Fapi-version%3D1%23y?api-version=v")
+        );
+        for bad in [
+            "https://evil.example/x",
+            "subscriptions/s",
+            "/subscriptions/s/../x",
+            "/subscriptions//x",
+        ] {
+            assert!(set.resource_request(&token(), bad, "v").is_err(), "{bad}");
+        }
     }
 
     #[test]

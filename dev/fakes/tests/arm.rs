@@ -9,10 +9,10 @@ use common::{
     assert_compatible, assert_has_keys, body_json, call, example, example_response, send,
 };
 use heimdall_azure_arm::operation::parse_operation;
-use heimdall_azure_arm::public_ip::{first_instance, parse_public_ips};
 use heimdall_azure_arm::vmss::{parse_update, parse_vmss};
 use heimdall_azure_arm::{
-    entra, AccessToken, ClientCredentials, OperationStatus, OperationUrl, ScaleSet, UpdateOutcome,
+    entra, AccessToken, ClientCredentials, InstanceLookup, OperationStatus, OperationUrl, ScaleSet,
+    UpdateOutcome,
 };
 use heimdall_fakes::{ArmFake, ArmFakeConfig, VmState};
 
@@ -83,8 +83,12 @@ async fn instance(
     config: &ArmFakeConfig,
     token: &AccessToken,
 ) -> heimdall_azure_arm::scaler_api::InstanceReply {
-    let response = send(scale_set(fake, config).public_ips_request(token).unwrap()).await;
-    first_instance(&parse_public_ips(&response).unwrap())
+    let set = scale_set(fake, config);
+    let mut lookup = InstanceLookup::new(&set);
+    while let Some(request) = lookup.request(token).unwrap() {
+        lookup.on_response(&send(request).await).unwrap();
+    }
+    lookup.reply().cloned().expect("the lookup ends")
 }
 
 async fn wait_for_vm(fake: &ArmFake, want: impl Fn(&VmState) -> bool) -> VmState {
@@ -236,10 +240,11 @@ async fn arm_checks_api_version_and_names() {
             400,
             "NoRegisteredProviderFound",
         ),
+        // The Uniform-only list of a scale set's public IPs: a Flexible set has none.
         (
-            format!("{base}/publicipaddresses?api-version=2024-11-01"),
-            400,
-            "NoRegisteredProviderFound",
+            format!("{base}/publicipaddresses?api-version=2017-03-30"),
+            404,
+            "NotFound",
         ),
     ];
     for (url, status, code) in cases {
@@ -367,15 +372,7 @@ async fn scale_up_follows_the_long_running_operation_then_boots() {
         }
     );
 
-    let response = send(set.public_ips_request(&token).unwrap()).await;
-    let documented = example_response("arm/vmss-public-ip-list.json", "200");
-    assert_compatible(&body_json(&response), &documented);
-    assert_has_keys(
-        &body_json(&response),
-        &documented,
-        &["/value/0/properties/dnsSettings"],
-    );
-    let reply = first_instance(&parse_public_ips(&response).unwrap());
+    let reply = instance(&fake, &config, &token).await;
     assert_eq!(reply.vm_name.as_deref(), Some(vm_name.as_str()));
     assert_eq!(reply.public_ip.as_deref(), Some(config.public_ip.as_str()));
     assert_eq!(fake.capacity_patches(), vec![1]);

@@ -4,7 +4,7 @@ use heimdall_infra_policy::{attribute, blocks, label, nested, resources, string}
 #[test]
 fn the_game_runs_on_one_spot_instance_that_the_app_scales() {
     let blocks = blocks().expect("infra/*.tf parse");
-    let sets = resources(&blocks, "azurerm_linux_virtual_machine_scale_set");
+    let sets = resources(&blocks, "azurerm_orchestrated_virtual_machine_scale_set");
     assert_eq!(sets.len(), 1, "one scale set");
     let set = sets[0];
     assert_eq!(string(attribute(set, "priority")), Some("Spot"));
@@ -40,13 +40,11 @@ fn the_queues_and_table_are_the_ones_the_app_uses() {
             .filter_map(|b| string(attribute(b, "name")).map(str::to_owned))
             .collect()
     };
-    let queues = names("azurerm_storage_queue");
-    for queue in ["events", "events-poison"] {
-        assert!(
-            queues.iter().any(|q| q == queue),
-            "queue {queue} in {queues:?}"
-        );
-    }
+    let mut queues = names("azurerm_storage_queue");
+    queues.sort();
+    // events: game and command events for reactions; events-poison: what kept failing;
+    // commands: slash commands, only the app's; control: the app's requests to the agent.
+    assert_eq!(queues, ["commands", "control", "events", "events-poison"]);
     assert!(names("azurerm_storage_table")
         .iter()
         .any(|t| t == "servers"));

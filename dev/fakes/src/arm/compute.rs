@@ -1,7 +1,10 @@
-//! The ARM side: authentication, api-version, the scale set (GET, PATCH), its public IPs, and
-//! the Compute async operations that a PATCH starts. Bodies are shaped like the official
-//! examples (examples/arm/vmss-get.json, vmss-public-ip-list.json,
-//! operation-status-compute-inprogress.json); errors are ARM `CloudError`s.
+//! The ARM side: authentication, api-version, the scale set (GET, PATCH), the Compute async
+//! operations that a PATCH starts, and (in [`flexible`]) the VM, NIC and public IP a Flexible
+//! scale set creates in its resource group. Bodies are shaped like the official examples
+//! (examples/arm/vmss-get.json, operation-status-compute-inprogress.json); errors are ARM
+//! `CloudError`s.
+
+mod flexible;
 
 use bytes::Bytes;
 
@@ -9,12 +12,12 @@ use super::{now, schedule_boot, Operation, OperationEnd, Shared, State, VmState}
 use crate::util::{guid, json, json_with, query_param, Reply};
 
 const COMPUTE_API_VERSIONS: &[&str] = &["2024-11-01"];
-/// PROTOCOLS.md 4.6: the swagger enum says 2017-03-30, the examples and SDKs use the others.
-const PUBLIC_IP_API_VERSIONS: &[&str] = &["2017-03-30", "2018-10-01", "2024-07-01"];
+/// Network's stable versions around the one the scaler uses.
+const NETWORK_API_VERSIONS: &[&str] = &["2023-11-01", "2024-05-01", "2024-07-01"];
 const LOCATION: &str = "westeurope";
 /// Seconds ARM asks us to wait between polls; short, so local runs are quick.
 const RETRY_AFTER_S: u32 = 1;
-/// Uniform scale sets allow up to 1000 instances.
+/// Scale sets allow up to 1000 instances.
 const MAX_CAPACITY: u64 = 1000;
 
 /// A route of the ARM side, with the names as sent.
@@ -23,11 +26,22 @@ enum Route<'a> {
         subscription: &'a str,
         group: &'a str,
         name: &'a str,
-        public_ips: bool,
     },
     Operation {
         subscription: &'a str,
         id: &'a str,
+    },
+    /// `GET …/providers/Microsoft.Compute/virtualMachines` (the list, with its `$filter`).
+    Vms {
+        subscription: &'a str,
+        group: &'a str,
+    },
+    /// `GET …/providers/Microsoft.Network/{kind}/{name}`: a NIC or a public IP.
+    Network {
+        subscription: &'a str,
+        group: &'a str,
+        kind: flexible::NetworkKind,
+        name: &'a str,
     },
 }
 
@@ -35,23 +49,42 @@ fn route<'a>(segments: &[&'a str]) -> Option<Route<'a>> {
     // ARM paths are case-insensitive in their fixed parts.
     let is = |segment: &str, name: &str| segment.eq_ignore_ascii_case(name);
     match segments {
-        [s, subscription, r, group, p, ns, t, name, rest @ ..]
+        [s, subscription, r, group, p, ns, t, name]
             if is(s, "subscriptions")
                 && is(r, "resourceGroups")
                 && is(p, "providers")
                 && is(ns, "Microsoft.Compute")
                 && is(t, "virtualMachineScaleSets") =>
         {
-            let public_ips = match rest {
-                [] => false,
-                [ips] if is(ips, "publicIPAddresses") => true,
-                _ => return None,
-            };
             Some(Route::ScaleSet {
                 subscription,
                 group,
                 name,
-                public_ips,
+            })
+        }
+        [s, subscription, r, group, p, ns, t]
+            if is(s, "subscriptions")
+                && is(r, "resourceGroups")
+                && is(p, "providers")
+                && is(ns, "Microsoft.Compute")
+                && is(t, "virtualMachines") =>
+        {
+            Some(Route::Vms {
+                subscription,
+                group,
+            })
+        }
+        [s, subscription, r, group, p, ns, kind, name]
+            if is(s, "subscriptions")
+                && is(r, "resourceGroups")
+                && is(p, "providers")
+                && is(ns, "Microsoft.Network") =>
+        {
+            Some(Route::Network {
+                subscription,
+                group,
+                kind: flexible::NetworkKind::of(kind)?,
+                name,
             })
         }
         [s, subscription, p, ns, l, _location, o, id]
@@ -87,9 +120,7 @@ pub(super) fn handle(
         );
     };
     let versions = match route {
-        Route::ScaleSet {
-            public_ips: true, ..
-        } => PUBLIC_IP_API_VERSIONS,
+        Route::Network { .. } => NETWORK_API_VERSIONS,
         _ => COMPUTE_API_VERSIONS,
     };
     if let Err(refusal) = check_api_version(request, versions) {
@@ -100,18 +131,34 @@ pub(super) fn handle(
             subscription,
             group,
             name,
-            public_ips,
         } => {
             if let Err(refusal) = find_scale_set(shared, subscription, group, name) {
                 return refusal;
             }
-            match (request.method().clone(), public_ips) {
-                (http::Method::GET, false) => json(200, scale_set_body(shared, state)),
-                (http::Method::PATCH, false) => patch(shared, state, request),
-                (http::Method::GET, true) => json(200, public_ip_list(shared, state)),
+            match *request.method() {
+                http::Method::GET => json(200, scale_set_body(shared, state)),
+                http::Method::PATCH => patch(shared, state, request),
                 _ => method_not_allowed(request),
             }
         }
+        Route::Vms {
+            subscription,
+            group,
+        } => match (find_group(shared, subscription, group), request.method()) {
+            (Err(refusal), _) => refusal,
+            (Ok(()), &http::Method::GET) => flexible::vm_list(shared, state, request),
+            (Ok(()), _) => method_not_allowed(request),
+        },
+        Route::Network {
+            subscription,
+            group,
+            kind,
+            name,
+        } => match (find_group(shared, subscription, group), request.method()) {
+            (Err(refusal), _) => refusal,
+            (Ok(()), &http::Method::GET) => flexible::network_resource(shared, state, kind, name),
+            (Ok(()), _) => method_not_allowed(request),
+        },
         Route::Operation { subscription, id } => {
             if !subscription.eq_ignore_ascii_case(&shared.config.subscription_id) {
                 return subscription_not_found(subscription);
@@ -207,13 +254,8 @@ fn subscription_not_found(subscription: &str) -> Reply {
     )
 }
 
-/// The scale set must be ours; ARM names are case-insensitive.
-fn find_scale_set(
-    shared: &Shared,
-    subscription: &str,
-    group: &str,
-    name: &str,
-) -> Result<(), Reply> {
+/// The subscription and resource group must be ours; ARM names are case-insensitive.
+fn find_group(shared: &Shared, subscription: &str, group: &str) -> Result<(), Reply> {
     let config = &shared.config;
     if !subscription.eq_ignore_ascii_case(&config.subscription_id) {
         return Err(subscription_not_found(subscription));
@@ -225,25 +267,55 @@ fn find_scale_set(
             &format!("Resource group '{group}' could not be found."),
         ));
     }
-    if !name.eq_ignore_ascii_case(&config.vmss_name) {
-        return Err(cloud_error(
-            404,
-            "ResourceNotFound",
-            &format!("The Resource 'Microsoft.Compute/virtualMachineScaleSets/{name}' under resource group '{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+    Ok(())
+}
+
+/// ARM's answer for a resource of the group that does not exist.
+fn resource_not_found(resource_type: &str, name: &str, group: &str) -> Reply {
+    cloud_error(
+        404,
+        "ResourceNotFound",
+        &format!("The Resource '{resource_type}/{name}' under resource group '{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+    )
+}
+
+/// The scale set must be ours.
+fn find_scale_set(
+    shared: &Shared,
+    subscription: &str,
+    group: &str,
+    name: &str,
+) -> Result<(), Reply> {
+    find_group(shared, subscription, group)?;
+    if !name.eq_ignore_ascii_case(&shared.config.vmss_name) {
+        return Err(resource_not_found(
+            "Microsoft.Compute/virtualMachineScaleSets",
+            name,
+            group,
         ));
     }
     Ok(())
 }
 
-fn resource_id(shared: &Shared) -> String {
+/// `/subscriptions/{sub}/resourceGroups/{rg}/providers`: where every resource of the fake lives.
+fn providers(shared: &Shared) -> String {
     let config = &shared.config;
     format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachineScaleSets/{}",
-        config.subscription_id, config.resource_group, config.vmss_name
+        "/subscriptions/{}/resourceGroups/{}/providers",
+        config.subscription_id, config.resource_group
     )
 }
 
-/// The scale set, shaped like examples/arm/vmss-get.json (a spot, Uniform scale set).
+fn resource_id(shared: &Shared) -> String {
+    format!(
+        "{}/Microsoft.Compute/virtualMachineScaleSets/{}",
+        providers(shared),
+        shared.config.vmss_name
+    )
+}
+
+/// The scale set, shaped like examples/arm/vmss-get.json, as Heimdall's Terraform makes it: a
+/// spot scale set in Flexible orchestration whose VMs get a Standard public IP each.
 fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
     let provisioning_state = if state.updating() {
         "Updating"
@@ -260,7 +332,7 @@ fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
         "etag": format!("\"{}\"", state.etag),
         "properties": {
             "singlePlacementGroup": false,
-            "orchestrationMode": "Uniform",
+            "orchestrationMode": "Flexible",
             "upgradePolicy": { "mode": "Manual" },
             "virtualMachineProfile": {
                 "osProfile": {
@@ -268,13 +340,31 @@ fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
                     "adminUsername": "heimdall",
                     "linuxConfiguration": { "disablePasswordAuthentication": true }
                 },
+                "networkProfile": {
+                    "networkApiVersion": "2020-11-01",
+                    "networkInterfaceConfigurations": [ {
+                        "name": "nic",
+                        "properties": {
+                            "primary": true,
+                            "ipConfigurations": [ {
+                                "name": "ipconfig",
+                                "properties": {
+                                    "primary": true,
+                                    "publicIPAddressConfiguration": {
+                                        "name": "pip",
+                                        "sku": { "name": "Standard", "tier": "Regional" },
+                                        "properties": { "idleTimeoutInMinutes": 4 }
+                                    }
+                                }
+                            } ]
+                        }
+                    } ]
+                },
                 "priority": "Spot",
                 "evictionPolicy": "Delete",
                 "billingProfile": { "maxPrice": -1 }
             },
             "provisioningState": provisioning_state,
-            "overprovision": false,
-            "doNotRunExtensionsOnOverprovisionedVMs": false,
             "platformFaultDomainCount": 1
         }
     })
@@ -429,32 +519,4 @@ fn ended_operation_body(state: &State, id: &str) -> serde_json::Value {
         }
     }
     body
-}
-
-/// The scale set's public IPs, shaped like examples/arm/vmss-public-ip-list.json: one entry
-/// while the VM is allocated, none otherwise.
-fn public_ip_list(shared: &Shared, state: &State) -> serde_json::Value {
-    let entries: Vec<serde_json::Value> = match state.instance_id {
-        Some(instance) if state.allocated() => {
-            let name = &shared.config.vmss_name;
-            let ip_configuration = format!(
-                "{}/virtualMachines/{instance}/networkInterfaces/{name}-nic/ipConfigurations/{name}-ipconfig",
-                resource_id(shared)
-            );
-            vec![serde_json::json!({
-                "id": format!("{ip_configuration}/publicIPAddresses/{name}-pip"),
-                "name": format!("{name}-pip"),
-                "properties": {
-                    "publicIPAllocationMethod": "Dynamic",
-                    "publicIPAddressVersion": "IPv4",
-                    "ipConfiguration": { "id": ip_configuration },
-                    "ipAddress": shared.config.public_ip,
-                    "idleTimeoutInMinutes": 4,
-                    "provisioningState": "Succeeded"
-                }
-            })]
-        }
-        _ => Vec::new(),
-    };
-    serde_json::json!({ "value": entries })
 }
