@@ -56,5 +56,8 @@ fn the_log_command_carries_dockers_timestamps() {
         .find(|line| line.trim_start().starts_with("HEIMDALL_LOG_COMMAND="))
         .expect("a log command");
     assert!(line.contains("--timestamps"), "{line}");
-    assert!(!line.contains("--tail 0"), "a restart must reread the log: {line}");
+    assert!(
+        !line.contains("--tail 0"),
+        "a restart must reread the log: {line}"
+    );
 }
