@@ -9,9 +9,6 @@
 #                                                        vault holds only the VM's two boot secrets)
 #   - list the keys of the *world* storage account      (custom role below; the key opens the world
 #                                                        share, the only thing in that account)
-#   - read VMs, NICs and public IPs in the group        (the scaler's instance reader role, group
-#                                                        scope): IMDS reports no Standard public IP,
-#                                                        so the VM reads its own from Resource Manager
 # Nothing on `commands` or `events-poison`, nothing on the table: the VM cannot forge a slash
 # command or touch the game servers' state. The agent authenticates to the queues and the blob
 # with Entra tokens from IMDS (resource https://storage.azure.com/), so HEIMDALL_STORAGE_KEY is
@@ -85,13 +82,6 @@ resource "azurerm_role_definition" "world_share_key_reader" {
   assignable_scopes = [azurerm_resource_group.main.id]
 }
 
-resource "azurerm_role_assignment" "vm_public_ip_reader" {
-  scope              = azurerm_resource_group.main.id
-  role_definition_id = azurerm_role_definition.scaler_instance_reader.role_definition_resource_id
-  principal_id       = local.vm_principal_id
-  principal_type     = "ServicePrincipal"
-}
-
 resource "azurerm_role_assignment" "vm_world_share_key" {
   scope              = azurerm_storage_account.world.id
   role_definition_id = azurerm_role_definition.world_share_key_reader.role_definition_resource_id
@@ -127,7 +117,7 @@ resource "azurerm_role_assignment" "app_scaler" {
 resource "azurerm_role_definition" "scaler_instance_reader" {
   name        = "${var.name_prefix}-${var.name_suffix}-${var.server_id}-scaler-instance-reader"
   scope       = azurerm_resource_group.main.id
-  description = "Heimdall scaler and VM: find the game VM of the Flexible scale set, its NIC and its public IP."
+  description = "Heimdall scaler: find the game VM of the Flexible scale set, its NIC and its public IP."
 
   permissions {
     actions = [

@@ -159,6 +159,5 @@ resource "azurerm_orchestrated_virtual_machine_scale_set" "valheim" {
     azurerm_role_assignment.vm_kv_secrets_user,
     azurerm_role_assignment.vm_world_share_key,
     azurerm_role_assignment.vm_agent_reader,
-    azurerm_role_assignment.vm_public_ip_reader,
   ]
 }

@@ -16,25 +16,33 @@ use crate::token::{parse_token_response, token_request, Cached};
 const NAME_PATH: &str = "/metadata/instance/compute/name?api-version=2021-02-01&format=text";
 const PUBLIC_IP_PATH: &str = "/metadata/instance/network/interface/0/ipv4/ipAddress/0/publicIpAddress?api-version=2021-02-01&format=text";
 
-/// What goes into `VmUp`, asking IMDS for what the configuration leaves out and retrying until
-/// it answers; `None` when `stop` was set first.
+/// What goes into `VmUp`: the VM's name, asked of IMDS (retried until it answers) unless
+/// configured; `None` when `stop` was set first. The address is the configured one, or what IMDS
+/// says at once: IMDS reports Basic public IPs only, so on a Standard IP it has none, and the
+/// app takes the address from Azure Resource Manager instead. Nothing waits for it.
 pub fn vm_up(config: &AgentConfig, http: &Http, stop: &AtomicBool) -> Option<VmUp> {
-    let vm_name = known_or_asked(&config.vm_name, config, http, NAME_PATH, stop)?;
-    let public_ip = known_or_asked(&config.public_ip, config, http, PUBLIC_IP_PATH, stop)?;
+    let vm_name = match &config.vm_name {
+        Some(name) => name.clone(),
+        None => asked_until_answered(config, http, NAME_PATH, stop)?,
+    };
+    let public_ip = config
+        .public_ip
+        .clone()
+        .or_else(|| ask(http, &url(config, PUBLIC_IP_PATH)).ok());
     Some(VmUp { vm_name, public_ip })
 }
 
-fn known_or_asked(
-    known: &Option<String>,
+fn url(config: &AgentConfig, path: &str) -> String {
+    format!("{}{path}", config.imds_endpoint.trim_end_matches('/'))
+}
+
+fn asked_until_answered(
     config: &AgentConfig,
     http: &Http,
     path: &str,
     stop: &AtomicBool,
 ) -> Option<String> {
-    if let Some(value) = known {
-        return Some(value.clone());
-    }
-    let url = format!("{}{path}", config.imds_endpoint.trim_end_matches('/'));
+    let url = url(config, path);
     let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         match ask(http, &url) {

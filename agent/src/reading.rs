@@ -23,7 +23,7 @@ pub(crate) fn follow(agent: &Agent, mut follower: Follower) {
     tracing::info!(
         server = agent.config.server_id,
         vm = vm.vm_name,
-        ip = vm.public_ip,
+        ip = vm.public_ip.as_deref().unwrap_or("(from Resource Manager)"),
         "the VM is up"
     );
     let _ = agent.vm_name.set(vm.vm_name.clone());

@@ -131,7 +131,7 @@ fn parsed(log: &str) -> Vec<GameEvent> {
 fn vm_up() -> GameEvent {
     GameEvent::VmUp(VmUp {
         vm_name: "vmss-heimdall_0".into(),
-        public_ip: "20.103.7.88".into(),
+        public_ip: Some("20.103.7.88".into()),
     })
 }
 
@@ -240,7 +240,7 @@ fn spooled_events_survive_an_outage_and_a_restart_in_order() {
     expected.extend(parsed(SESSION));
     expected.push(GameEvent::VmUp(VmUp {
         vm_name: "vmss-heimdall_1".into(),
-        public_ip: "20.0.0.2".into(),
+        public_ip: Some("20.0.0.2".into()),
     }));
     assert_eq!(game_events(&up.requests_to(QUEUE_PATH)), expected);
     assert!(spooled.pending().expect("list").is_empty());

@@ -22,10 +22,10 @@ pub(crate) fn stopping_before_ready(who: &str) -> String {
 }
 
 pub(crate) fn vm_up(state: &ServerState) -> String {
-    format!(
-        "🖥️ VM up at {}, loading world…",
-        state.public_ip.as_deref().unwrap_or("?")
-    )
+    match &state.public_ip {
+        Some(ip) => format!("🖥️ VM up at {ip}, loading world…"),
+        None => "🖥️ VM up, loading world…".into(),
+    }
 }
 
 pub(crate) fn ready(state: &ServerState) -> String {

@@ -363,8 +363,10 @@ impl ServerState {
         if self.now_ms.saturating_sub(heard) >= self.settings.silence_timeout_ms {
             return self.lost(LostReason::Silent);
         }
-        let due =
-            self.now_ms.saturating_sub(self.instance_checked_ms) >= self.settings.instance_check_ms;
+        // Without the address there is nothing to tell players: ask on every tick until known.
+        let due = self.public_ip.is_none()
+            || self.now_ms.saturating_sub(self.instance_checked_ms)
+                >= self.settings.instance_check_ms;
         if due && !self.scaler_call_queued() {
             self.instance_checked_ms = self.now_ms;
             self.push(EffectKind::LookupInstance);
@@ -403,9 +405,15 @@ impl ServerState {
 
     fn instance(&mut self, vm_name: Option<String>, public_ip: Option<String>) {
         match (self.status, vm_name, public_ip) {
-            (Status::Starting | Status::Booting, Some(vm), Some(ip)) => {
+            (Status::Starting | Status::Booting, Some(vm), ip @ Some(_)) => {
                 self.vm_name.get_or_insert(vm);
                 self.vm_up(ip);
+            }
+            // Ready before the address was known (Azure was slow to report it): say it now.
+            (Status::Running, Some(_), Some(ip)) if self.public_ip.is_none() => {
+                self.public_ip = Some(ip);
+                let content = messages::ready(self);
+                self.announce(content);
             }
             (Status::Booting | Status::Running, None, _) => self.lost(LostReason::Vanished),
             (Status::Stopping, None, _) => self.vm_gone(),
@@ -413,15 +421,18 @@ impl ServerState {
         }
     }
 
-    fn vm_up(&mut self, ip: String) {
+    /// The VM is up. Its address comes from the agent when the VM can know it, else from
+    /// Azure Resource Manager (the scaler's instance lookup); whichever comes first is said.
+    fn vm_up(&mut self, ip: Option<String>) {
         if !matches!(self.status, Status::Starting | Status::Booting) {
             return;
         }
-        if self.status == Status::Booting && self.public_ip.as_deref() == Some(ip.as_str()) {
-            return; // the agent and the scaler both report the address; say it once
+        let ip = ip.or_else(|| self.public_ip.clone());
+        if self.status == Status::Booting && ip == self.public_ip {
+            return; // the agent and the scaler both report it; say it once
         }
         self.set_status(Status::Booting);
-        self.public_ip = Some(ip);
+        self.public_ip = ip;
         let content = messages::vm_up(self);
         self.progress(content);
     }

@@ -116,7 +116,7 @@ fn running() -> ServerState {
             "g0",
             GameEvent::VmUp(VmUp {
                 vm_name: "valheim_0".into(),
-                public_ip: "20.1.2.3".into(),
+                public_ip: Some("20.1.2.3".into()),
             }),
         ),
     );
@@ -179,7 +179,7 @@ fn a_whole_evening() {
             "g1",
             GameEvent::VmUp(VmUp {
                 vm_name: "valheim_0".into(),
-                public_ip: "20.1.2.3".into(),
+                public_ip: Some("20.1.2.3".into()),
             }),
         ),
     );
@@ -212,6 +212,38 @@ fn a_whole_evening() {
         ),
     );
     assert_eq!(texts(&e), vec!["👋 Freya left (0 online)"]);
+}
+
+#[test]
+fn a_vm_that_cannot_know_its_address_gets_it_from_azure() {
+    let mut s = ServerState::new(Settings::default());
+    step(&mut s, command("c1", CommandKind::Start));
+    let vm_up = |id: &str| {
+        game(
+            id,
+            GameEvent::VmUp(VmUp {
+                vm_name: "valheim_0".into(),
+                public_ip: None,
+            }),
+        )
+    };
+    // Azure has the VM but not yet its address; the agent cannot know it either.
+    step(&mut s, scaled(1, ScaleOutcome::Succeeded));
+    let no_address = Input::Instance {
+        vm_name: Some("valheim_0".into()),
+        public_ip: None,
+    };
+    assert!(step(&mut s, no_address).is_empty());
+    let e = step(&mut s, vm_up("g0"));
+    assert_eq!(texts(&e), vec!["🖥️ VM up, loading world…"]);
+    // The tick asks Azure for it at once, not only every few minutes.
+    let e = step(&mut s, tick("t1"));
+    assert!(has(&e, |k| matches!(k, EffectKind::LookupInstance)));
+    let e = step(&mut s, instance(Some("20.1.2.3")));
+    assert_eq!(texts(&e), vec!["🖥️ VM up at 20.1.2.3, loading world…"]);
+    // A second word from the agent, still without one, keeps the address.
+    assert!(step(&mut s, vm_up("g1")).is_empty());
+    assert_eq!(s.public_ip.as_deref(), Some("20.1.2.3"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Fake Azure Instance Metadata Service of the game VM (`169.254.169.254` on Azure): the VM's
-//! name and public address (`format=text`), Entra tokens of its managed identity, and Scheduled
+//! name (`format=text`), no public address (IMDS reports Basic public IPs only, and the scale
+//! set's are Standard), Entra tokens of its managed identity, and Scheduled
 //! Events, into which a test injects an event (a spot `Preempt`, say). Approvals
 //! (`StartRequests`) are recorded; an event starts when it is approved or its `NotBefore`
 //! passes, and the fake then calls the hook the sandbox gave it (which makes Azure take the VM).
@@ -49,8 +50,8 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    /// The VM that runs now: name and public address.
-    instance: Option<(String, String)>,
+    /// The name of the VM that runs now.
+    instance: Option<String>,
     incarnation: u64,
     events: Vec<Event>,
     injected: Vec<Injected>,
@@ -88,8 +89,9 @@ impl MetadataFake {
         self.server.origin()
     }
 
-    /// The VM that runs now (`None`: none). A new VM starts with no scheduled events.
-    pub fn set_instance(&self, instance: Option<(String, String)>) {
+    /// The name of the VM that runs now (`None`: none). A new VM starts with no scheduled
+    /// events.
+    pub fn set_instance(&self, instance: Option<String>) {
         let mut state = lock(&self.shared.state);
         for event in state.events.drain(..) {
             event.timer.abort();
@@ -107,7 +109,7 @@ impl MetadataFake {
     /// `None` when no VM runs.
     pub fn schedule(&self, event_type: &str, notice: Duration) -> Option<String> {
         let mut state = lock(&self.shared.state);
-        let (vm_name, _) = state.instance.clone()?;
+        let vm_name = state.instance.clone()?;
         let id = guid().to_uppercase();
         let shared = Arc::clone(&self.shared);
         let timer_id = id.clone();
@@ -187,11 +189,12 @@ fn handle(shared: &Arc<Shared>, request: http::Request<Bytes>) -> Reply {
     }
     let path = request.uri().path().to_owned();
     match (request.method().clone(), path.as_str()) {
-        (http::Method::GET, "/metadata/instance/compute/name") => instance_text(shared, 0),
+        (http::Method::GET, "/metadata/instance/compute/name") => vm_name(shared),
+        // Empty, as for every Standard public IP.
         (
             http::Method::GET,
             "/metadata/instance/network/interface/0/ipv4/ipAddress/0/publicIpAddress",
-        ) => instance_text(shared, 1),
+        ) => Reply::text(200, ""),
         (http::Method::GET, "/metadata/identity/oauth2/token") => token(&request),
         (http::Method::GET, "/metadata/scheduledevents") => document(shared),
         (http::Method::POST, "/metadata/scheduledevents") => approve(shared, &request),
@@ -199,10 +202,10 @@ fn handle(shared: &Arc<Shared>, request: http::Request<Bytes>) -> Reply {
     }
 }
 
-/// The VM's name (0) or address (1) as text; 404 while no VM runs.
-fn instance_text(shared: &Shared, part: usize) -> Reply {
+/// The VM's name as text; 404 while no VM runs.
+fn vm_name(shared: &Shared) -> Reply {
     match &lock(&shared.state).instance {
-        Some((name, ip)) => Reply::text(200, if part == 0 { name } else { ip }),
+        Some(name) => Reply::text(200, name),
         None => json(404, serde_json::json!({ "error": "Not found" })),
     }
 }

@@ -73,8 +73,8 @@ impl Vm {
             loop {
                 let state = lifecycle.borrow_and_update().clone();
                 match (state, vm.is_some()) {
-                    (VmState::Running { vm_name, public_ip }, false) => {
-                        metadata.set_instance(Some((vm_name.clone(), public_ip)));
+                    (VmState::Running { vm_name, .. }, false) => {
+                        metadata.set_instance(Some(vm_name));
                         match Booted::start(&config, &task_log) {
                             Ok(booted) => {
                                 *task_disk.lock().expect("not poisoned") =

@@ -109,8 +109,6 @@ const VM_SCOPES: &[&str] = &[
     "azurerm_storage_container.agent.id",
     "azurerm_key_vault.main.id",
     "azurerm_storage_account.world.id",
-    // Read VMs, NICs and IPs: its own public IP, which IMDS does not report for Standard IPs.
-    "azurerm_resource_group.main.id",
 ];
 
 #[test]

@@ -90,11 +90,7 @@ fn containers_cannot_reach_imds_or_the_wireserver() {
 
 #[test]
 fn boot_steps_that_need_azure_are_retried_until_they_succeed() {
-    for name in [
-        "heimdall-secrets.service",
-        "heimdall-agent-install.service",
-        "heimdall-public-ip.service",
-    ] {
+    for name in ["heimdall-secrets.service", "heimdall-agent-install.service"] {
         let unit = unit(name);
         assert_eq!(
             unit_values(&unit, "Service", "Restart"),
@@ -113,28 +109,11 @@ fn boot_steps_that_need_azure_are_retried_until_they_succeed() {
         );
     }
     let agent = unit("heimdall-agent.service");
-    for needed in [
-        "heimdall-agent-install.service",
-        "heimdall-public-ip.service",
-    ] {
-        for key in ["Requires", "After"] {
-            assert!(
-                unit_values(&agent, "Unit", key).contains(&needed.to_owned()),
-                "heimdall-agent.service {key}= {needed}"
-            );
-        }
-    }
-    // IMDS reports no Standard public IP: the agent gets the one read from Resource Manager.
-    assert!(unit_values(&agent, "Service", "EnvironmentFile")
-        .contains(&"/run/heimdall/agent.vm.env".to_owned()));
-    let lookup = script_of("heimdall-public-ip.service");
-    for step in [
-        ".properties.networkProfile.networkInterfaces",
-        ".properties.publicIPAddress.id",
-        ".properties.ipAddress",
-        "HEIMDALL_PUBLIC_IP=",
-    ] {
-        assert!(lookup.contains(step), "public-ip.sh reads {step}");
+    for key in ["Requires", "After"] {
+        assert!(
+            unit_values(&agent, "Unit", key).contains(&"heimdall-agent-install.service".to_owned()),
+            "heimdall-agent.service {key}= heimdall-agent-install.service"
+        );
     }
 }
 
