@@ -37,12 +37,26 @@ fn redact_query(uri: &http::Uri) -> String {
     shown
 }
 
+/// Bodies up to this size are written whole before the response is handed to the host. Every
+/// answer the components give is far smaller; wasmtime's wasi-http buffers two chunks of up to
+/// 1 MiB before a writer has to wait for the server to read, so this never blocks.
+const WRITE_AHEAD_MAX: usize = 64 * 1024;
+
 /// Sends `response` to the caller now, so the component can go on working after answering.
+///
+/// The body is written and finished before the response is set, with its `content-length`: the
+/// host's server then has the head and the whole body at once and sends them together. Set
+/// first, Spin's server often sends the head alone, and on a reused connection the body then
+/// waits for the client's delayed ACK (Nagle), about 40 ms.
 pub async fn answer(out: ResponseOutparam, response: Response) {
-    let headers: Vec<(String, Vec<u8>)> = response
+    let status = *response.status();
+    let mut headers: Vec<(String, Vec<u8>)> = response
         .headers()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
         .map(|(name, value)| (name.to_owned(), value.as_bytes().to_vec()))
         .collect();
+    let body = response.into_body();
+    headers.push(("content-length".into(), body.len().to_string().into_bytes()));
     let outgoing = match Fields::from_list(&headers) {
         Ok(fields) => OutgoingResponse::new(fields),
         Err(e) => {
@@ -51,10 +65,19 @@ pub async fn answer(out: ResponseOutparam, response: Response) {
         }
     };
     // Every status we build is a valid one, so this cannot fail.
-    let _ = outgoing.set_status_code(*response.status());
-    let mut body = outgoing.take_body();
-    out.set(outgoing);
-    if let Err(e) = body.send(response.into_body()).await {
+    let _ = outgoing.set_status_code(status);
+    let mut sink = outgoing.take_body();
+    let sent = if body.len() <= WRITE_AHEAD_MAX {
+        let sent = sink.send(body).await;
+        // Dropping the sink finishes the body.
+        drop(sink);
+        out.set(outgoing);
+        sent
+    } else {
+        out.set(outgoing);
+        sink.send(body).await
+    };
+    if let Err(e) = sent {
         eprintln!("answer: the caller went away: {e}");
     }
 }
