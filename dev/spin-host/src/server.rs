@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -78,16 +78,25 @@ where
 {
     let started = Instant::now();
     let method = req.method().clone();
+    // The path only: a query may carry a secret and is never logged.
     let path = req.uri().path().to_string();
-    let (component, response) = match fe.router.route(&path) {
-        None => ("-".to_string(), plain(StatusCode::NOT_FOUND, "Not Found")),
+    let (component, response, instantiate) = match fe.router.route(&path) {
+        None => (
+            "-".to_string(),
+            plain(StatusCode::NOT_FOUND, "Not Found"),
+            None,
+        ),
         Some(m) => {
             let id = m.component.clone();
-            (id, route_to_component(fe, req, m, client).await)
+            let (response, instantiate) = route_to_component(fe, req, m, client).await;
+            (id, response, instantiate)
         }
     };
+    let instantiate = instantiate
+        .map(|d| format!(" instantiate={}us", d.as_micros()))
+        .unwrap_or_default();
     log::info!(
-        "{method} {path} {component} {} {}us",
+        "{method} {path} {component} {} {}us{instantiate}",
         response.status().as_u16(),
         started.elapsed().as_micros()
     );
@@ -99,23 +108,25 @@ async fn route_to_component<B>(
     req: Request<B>,
     m: router::RouteMatch,
     client: SocketAddr,
-) -> Response<HyperOutgoingBody>
+) -> (Response<HyperOutgoingBody>, Option<Duration>)
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let Some(component) = fe.app.component(&m.component).cloned() else {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "component not loaded");
+        let response = plain(StatusCode::INTERNAL_SERVER_ERROR, "component not loaded");
+        return (response, None);
     };
     let req = match prepare_request(fe, req, &m, client).await {
         Ok(req) => req,
-        Err(resp) => return resp,
+        Err(response) => return (response, None),
     };
     match fe.app.invoke(&component, req).await {
-        Ok(resp) => resp,
+        Ok(invoked) => (invoked.response, Some(invoked.instantiate)),
         Err(e) => {
             log::error!("{e:#}");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            let response = plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            (response, None)
         }
     }
 }
