@@ -80,13 +80,13 @@ where
     let method = req.method().clone();
     // The path only: a query may carry a secret and is never logged.
     let path = req.uri().path().to_string();
-    let (component, response, instantiate) = match fe.router.route(&path) {
-        None => (
-            "-".to_string(),
-            plain(StatusCode::NOT_FOUND, "Not Found"),
-            None,
-        ),
-        Some(m) => {
+    let routed = match before_routing(&req, &path) {
+        Some(answered) => Err(answered),
+        None => fe.router.route(&path).ok_or_else(not_found),
+    };
+    let (component, response, instantiate) = match routed {
+        Err(response) => ("-".to_string(), response, None),
+        Ok(m) => {
             let id = m.component.clone();
             let (response, instantiate) = route_to_component(fe, req, m, client).await;
             (id, response, instantiate)
@@ -101,6 +101,32 @@ where
         started.elapsed().as_micros()
     );
     response
+}
+
+/// What Spin answers before looking at routes: a `Host` that names a component of the app
+/// (`*.spin.internal`) is refused (Spin closes the connection without an answer; here it is a
+/// 400 that says why), and its health check answers.
+fn before_routing<B>(req: &Request<B>, path: &str) -> Option<Response<HyperOutgoingBody>> {
+    let host = req.headers().get(http::header::HOST).map(|h| h.as_bytes());
+    let host = host.map(|h| String::from_utf8_lossy(h).to_ascii_lowercase());
+    let host_name = host
+        .as_deref()
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
+    if host_name.is_some_and(|h| h.ends_with(INTERNAL_HOST_SUFFIX)) {
+        return Some(plain(
+            StatusCode::BAD_REQUEST,
+            "Host names a component of this app; only the app itself may call it",
+        ));
+    }
+    (path == HEALTH_PATH).then(|| plain(StatusCode::OK, "OK"))
+}
+
+/// Spin answers its own health check; scripts and orchestrators wait on it.
+const HEALTH_PATH: &str = "/.well-known/spin/health";
+const INTERNAL_HOST_SUFFIX: &str = ".spin.internal";
+
+fn not_found() -> Response<HyperOutgoingBody> {
+    plain(StatusCode::NOT_FOUND, "Not Found")
 }
 
 async fn route_to_component<B>(
@@ -143,6 +169,19 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut parts, body) = req.into_parts();
+    // Spin hands header values to the guest as strings, and fails the request when one is not
+    // UTF-8.
+    if let Some((name, _)) = parts
+        .headers
+        .iter()
+        .find(|(_, value)| std::str::from_utf8(value.as_bytes()).is_err())
+    {
+        log::warn!("header {name}: value is not UTF-8");
+        return Err(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+        ));
+    }
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
