@@ -4,12 +4,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use futures::StreamExt;
 use heimdall_azure_storage::{check, Account, Endpoint, Queue};
 use heimdall_discord::{interaction::MAX_BODY, parse, Access, Incoming, Reply, Verifier};
 use heimdall_events::{Command, Envelope, EventBody};
 use heimdall_spin_io::{answer, send, text, variable};
-use spin_sdk::http::conversions::TryFromIncomingRequest;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 
 /// The queue of slash commands: only this component writes it (the VM may write `events` only),
 /// so a command reactions reads there passed Discord's signature and the role check here.
@@ -18,9 +18,9 @@ const KICK_URL: &str = "http://reactions.spin.internal/reactions/kick";
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-    let (response, queued) = match Request::try_from_incoming_request(incoming).await {
-        Ok(request) => respond(&request).await,
-        Err(e) => (text(400, &format!("unreadable request: {e}")), false),
+    let (response, queued) = match Delivery::read(incoming).await {
+        Ok(delivery) => respond(&delivery).await,
+        Err(refusal) => (refusal, false),
     };
     answer(out, response).await;
     if queued {
@@ -28,14 +28,51 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     }
 }
 
+/// What the signature check needs from a request, and no more: its two signature headers and
+/// its body. Taken straight from the incoming request rather than through spin-sdk's `Request`,
+/// which copies every header first: the signature check is on every request's path.
+struct Delivery {
+    signature: Option<String>,
+    timestamp: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Delivery {
+    /// Reads a POST's headers and body; the body no further than [`MAX_BODY`].
+    async fn read(incoming: IncomingRequest) -> Result<Delivery, Response> {
+        if incoming.method() != Method::Post {
+            return Err(text(405, "only POST"));
+        }
+        let headers = incoming.headers();
+        let header = |name: &str| {
+            let values = headers.get(name);
+            values
+                .into_iter()
+                .next()
+                .and_then(|v| String::from_utf8(v).ok())
+        };
+        let signature = header("x-signature-ed25519");
+        let timestamp = header("x-signature-timestamp");
+        drop(headers);
+        let mut body = Vec::new();
+        let mut stream = incoming.into_body_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| text(400, &format!("unreadable body: {e:?}")))?;
+            body.extend(chunk);
+            if body.len() > MAX_BODY {
+                return Err(text(413, "interaction body too large"));
+            }
+        }
+        Ok(Delivery {
+            signature,
+            timestamp,
+            body,
+        })
+    }
+}
+
 /// The answer to Discord, and whether an event was queued.
-async fn respond(request: &Request) -> (Response, bool) {
-    if *request.method() != Method::Post {
-        return (text(405, "only POST"), false);
-    }
-    if request.body().len() > MAX_BODY {
-        return (text(413, "interaction body too large"), false);
-    }
+async fn respond(delivery: &Delivery) -> (Response, bool) {
     let verifier = match variable("discord_public_key")
         .and_then(|k| Verifier::new(&k).map_err(anyhow::Error::msg))
     {
@@ -45,19 +82,18 @@ async fn respond(request: &Request) -> (Response, bool) {
             return (text(500, "not configured"), false);
         }
     };
-    let header = |name| request.header(name).and_then(|v| v.as_str());
     let verified = verifier.verify(
-        header("x-signature-ed25519"),
-        header("x-signature-timestamp"),
-        request.body(),
+        delivery.signature.as_deref(),
+        delivery.timestamp.as_deref(),
+        &delivery.body,
         now().as_secs(),
     );
     if let Err(e) = verified {
         eprintln!("interactions: refused: {e}");
         return (text(401, "invalid request signature"), false);
     }
-    let application_id = variable("discord_application_id").unwrap_or_default();
-    match parse(request.body(), &application_id) {
+    let application_id = || variable("discord_application_id").unwrap_or_default();
+    match parse(&delivery.body, application_id) {
         Ok(Incoming::Ping) => (reply(Reply::Pong), false),
         Ok(Incoming::Command(command)) => accept(command).await,
         Err(e) => {

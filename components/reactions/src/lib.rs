@@ -7,7 +7,7 @@ mod effects;
 mod inbox;
 mod store;
 
-use heimdall_spin_io::{has_bearer, json, text, variable};
+use heimdall_spin_io::{carries_secret, json, text, variable};
 use spin_sdk::http::{Method, Request, Response};
 
 use crate::config::Config;
@@ -15,17 +15,19 @@ use crate::config::Config;
 #[spin_sdk::http_component]
 async fn handle(request: Request) -> Response {
     let secret = variable("app_secret").unwrap_or_default();
-    if !has_bearer(&request, &secret) {
-        return text(401, "missing or wrong bearer secret");
-    }
-    if *request.method() != Method::Post {
-        return text(405, "only POST");
+    if !carries_secret(&request, &secret) {
+        return text(401, "missing or wrong secret");
     }
     let tick = match request.path().rsplit('/').next() {
         Some("kick") => false,
         Some("tick") => true,
         _ => return text(404, "no such route; use /reactions/kick or /reactions/tick"),
     };
+    // `spin aka cron` calls the tick with GET; everyone else POSTs.
+    let method = request.method();
+    if !(*method == Method::Post || tick && *method == Method::Get) {
+        return text(405, "only POST (or GET for the tick)");
+    }
     let config = match Config::load() {
         Ok(config) => config,
         Err(e) => {

@@ -37,12 +37,26 @@ fn redact_query(uri: &http::Uri) -> String {
     shown
 }
 
+/// Bodies up to this size are written whole before the response is handed to the host. Every
+/// answer the components give is far smaller; wasmtime's wasi-http buffers two chunks of up to
+/// 1 MiB before a writer has to wait for the server to read, so this never blocks.
+const WRITE_AHEAD_MAX: usize = 64 * 1024;
+
 /// Sends `response` to the caller now, so the component can go on working after answering.
+///
+/// The body is written and finished before the response is set, with its `content-length`: the
+/// host's server then has the head and the whole body at once and sends them together. Set
+/// first, Spin's server often sends the head alone, and on a reused connection the body then
+/// waits for the client's delayed ACK (Nagle), about 40 ms.
 pub async fn answer(out: ResponseOutparam, response: Response) {
-    let headers: Vec<(String, Vec<u8>)> = response
+    let status = *response.status();
+    let mut headers: Vec<(String, Vec<u8>)> = response
         .headers()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
         .map(|(name, value)| (name.to_owned(), value.as_bytes().to_vec()))
         .collect();
+    let body = response.into_body();
+    headers.push(("content-length".into(), body.len().to_string().into_bytes()));
     let outgoing = match Fields::from_list(&headers) {
         Ok(fields) => OutgoingResponse::new(fields),
         Err(e) => {
@@ -51,10 +65,19 @@ pub async fn answer(out: ResponseOutparam, response: Response) {
         }
     };
     // Every status we build is a valid one, so this cannot fail.
-    let _ = outgoing.set_status_code(*response.status());
-    let mut body = outgoing.take_body();
-    out.set(outgoing);
-    if let Err(e) = body.send(response.into_body()).await {
+    let _ = outgoing.set_status_code(status);
+    let mut sink = outgoing.take_body();
+    let sent = if body.len() <= WRITE_AHEAD_MAX {
+        let sent = sink.send(body).await;
+        // Dropping the sink finishes the body.
+        drop(sink);
+        out.set(outgoing);
+        sent
+    } else {
+        out.set(outgoing);
+        sink.send(body).await
+    };
+    if let Err(e) = sent {
         eprintln!("answer: the caller went away: {e}");
     }
 }
@@ -85,15 +108,34 @@ pub fn text(status: u16, body: &str) -> Response {
         .build()
 }
 
-/// Whether the request carries `Authorization: Bearer <secret>`, compared in constant time.
-pub fn has_bearer(request: &Request, secret: &str) -> bool {
-    let Some(value) = request.header("authorization").and_then(|v| v.as_str()) else {
+/// The query parameter that carries the app's secret for a caller that cannot set headers.
+pub const SECRET_PARAMETER: &str = "secret";
+
+/// Whether the request carries the app's secret, compared in constant time: as
+/// `Authorization: Bearer <secret>`, or as `?secret=<secret>` (percent-encoded) for a scheduler
+/// that can send only a path and query (`spin aka cron`). Whoever reads the query must never
+/// log it.
+pub fn carries_secret(request: &Request, secret: &str) -> bool {
+    if secret.is_empty() {
         return false;
-    };
-    let Some(token) = value.strip_prefix("Bearer ") else {
-        return false;
-    };
-    !secret.is_empty() && constant_time_eq(token.as_bytes(), secret.as_bytes())
+    }
+    let matches = |given: &[u8]| constant_time_eq(given, secret.as_bytes());
+    bearer(request).is_some_and(|token| matches(token.as_bytes()))
+        || query_secret(request.query()).is_some_and(|given| matches(given.as_bytes()))
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    request
+        .header("authorization")?
+        .as_str()?
+        .strip_prefix("Bearer ")
+}
+
+/// The first `secret` parameter of a query string, percent-decoded.
+fn query_secret(query: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == SECRET_PARAMETER)
+        .map(|(_, value)| value.into_owned())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -113,6 +155,44 @@ mod tests {
             redact_query(&uri),
             "http://127.0.0.1:10001/acct/events/messages/1"
         );
+    }
+
+    #[test]
+    fn finds_the_secret_in_a_query() {
+        assert_eq!(query_secret("secret=abc").as_deref(), Some("abc"));
+        assert_eq!(query_secret("x=1&secret=a%2Bb%3D").as_deref(), Some("a+b="));
+        assert_eq!(query_secret("secrets=abc"), None);
+        assert_eq!(query_secret(""), None);
+    }
+
+    #[test]
+    fn takes_the_secret_as_bearer_or_in_the_query() {
+        let request = |uri: &str, authorization: Option<&str>| {
+            let mut builder = Request::builder();
+            builder.method(spin_sdk::http::Method::Get).uri(uri);
+            if let Some(value) = authorization {
+                builder.header("authorization", value);
+            }
+            builder.build()
+        };
+        let tick = "http://app/reactions/tick";
+        assert!(carries_secret(&request(tick, Some("Bearer s3")), "s3"));
+        assert!(carries_secret(
+            &request(&format!("{tick}?secret=s3"), None),
+            "s3"
+        ));
+        assert!(!carries_secret(&request(tick, Some("Bearer s4")), "s3"));
+        assert!(!carries_secret(
+            &request(&format!("{tick}?secret=s4"), None),
+            "s3"
+        ));
+        assert!(!carries_secret(&request(tick, Some("s3")), "s3"));
+        assert!(!carries_secret(&request(tick, None), "s3"));
+        // An app without a secret refuses everyone, even callers that send an empty one.
+        assert!(!carries_secret(
+            &request(&format!("{tick}?secret="), None),
+            ""
+        ));
     }
 
     #[test]

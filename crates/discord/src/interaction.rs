@@ -71,9 +71,9 @@ struct RawUser {
     global_name: Option<String>,
 }
 
-/// Parses a verified interaction body. `application_id` is the app's own id, used when the
-/// body does not carry one.
-pub fn parse(body: &[u8], application_id: &str) -> Result<Incoming, ParseError> {
+/// Parses a verified interaction body. `application_id` gives the app's own id, asked for only
+/// when a command's body does not carry one (so a PING costs no lookup).
+pub fn parse(body: &[u8], application_id: impl FnOnce() -> String) -> Result<Incoming, ParseError> {
     let raw: RawInteraction =
         serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))?;
     match raw.kind {
@@ -83,7 +83,10 @@ pub fn parse(body: &[u8], application_id: &str) -> Result<Incoming, ParseError> 
     }
 }
 
-fn command(raw: RawInteraction, application_id: &str) -> Result<Command, ParseError> {
+fn command(
+    raw: RawInteraction,
+    application_id: impl FnOnce() -> String,
+) -> Result<Command, ParseError> {
     let missing = |what: &str| ParseError::Malformed(format!("command without {what}"));
     let data = raw.data.ok_or_else(|| missing("data"))?;
     let kind = CommandKind::from_name(&data.name).ok_or(ParseError::UnknownCommand(data.name))?;
@@ -112,9 +115,7 @@ fn command(raw: RawInteraction, application_id: &str) -> Result<Command, ParseEr
         guild_id: raw.guild_id,
         channel_id,
         reply: InteractionReply {
-            application_id: raw
-                .application_id
-                .unwrap_or_else(|| application_id.to_owned()),
+            application_id: raw.application_id.unwrap_or_else(application_id),
             interaction_id: raw.id,
             token: raw.token,
         },
@@ -177,7 +178,7 @@ mod tests {
 
     #[test]
     fn reads_the_contract_slash_command() {
-        let Incoming::Command(cmd) = parse(&with_name("start"), "app-1").unwrap() else {
+        let Incoming::Command(cmd) = parse(&with_name("start"), || "app-1".into()).unwrap() else {
             panic!("expected a command");
         };
         assert_eq!(cmd.kind, CommandKind::Start);
@@ -193,18 +194,22 @@ mod tests {
 
     #[test]
     fn reads_ping_and_refuses_the_rest() {
-        assert_eq!(parse(br#"{"type":1}"#, "a").unwrap(), Incoming::Ping);
+        let never = || -> String { panic!("a PING needs no application id") };
+        assert_eq!(parse(br#"{"type":1}"#, never).unwrap(), Incoming::Ping);
         assert_eq!(
-            parse(&with_name("cardsearch"), "a"),
+            parse(&with_name("cardsearch"), || "a".into()),
             Err(ParseError::UnknownCommand("cardsearch".into()))
         );
         assert_eq!(
-            parse(br#"{"type":3}"#, "a"),
+            parse(br#"{"type":3}"#, || "a".into()),
             Err(ParseError::UnsupportedType(3))
         );
-        assert!(matches!(parse(b"[]", "a"), Err(ParseError::Malformed(_))));
         assert!(matches!(
-            parse(br#"{"type":2,"data":{"name":"start"}}"#, "a"),
+            parse(b"[]", || "a".into()),
+            Err(ParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"type":2,"data":{"name":"start"}}"#, || "a".into()),
             Err(ParseError::Malformed(_))
         ));
     }
@@ -215,7 +220,7 @@ mod tests {
             .replace("cardsearch", "start")
             .replace("A_UNIQUE_TOKEN", "a/../b?c");
         assert!(matches!(
-            parse(body.as_bytes(), "a"),
+            parse(body.as_bytes(), || "a".into()),
             Err(ParseError::Malformed(_))
         ));
     }
@@ -224,7 +229,7 @@ mod tests {
     fn dm_commands_use_the_user() {
         let body = br#"{"type":2,"id":"1","token":"t","channel_id":"c","data":{"name":"status"},
             "user":{"id":"u","username":"ada","global_name":"Ada"}}"#;
-        let Incoming::Command(cmd) = parse(body, "a").unwrap() else {
+        let Incoming::Command(cmd) = parse(body, || "a".into()).unwrap() else {
             panic!("expected a command");
         };
         assert_eq!(cmd.requester.name, "Ada");

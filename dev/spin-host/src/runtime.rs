@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
@@ -46,6 +46,13 @@ pub struct ComponentSpec {
     pub wasm: PathBuf,
     pub variables: HashMap<String, String>,
     pub outbound: OutboundPolicy,
+}
+
+/// A guest's response, and how long its fresh instance took to create (the rest of the
+/// host-side time is routing and the guest's own work up to its answer).
+pub struct Invoked {
+    pub response: hyper::Response<HyperOutgoingBody>,
+    pub instantiate: Duration,
 }
 
 /// A compiled, pre-linked component with its resolved configuration.
@@ -114,12 +121,15 @@ impl App {
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
         req: hyper::Request<B>,
-    ) -> Result<hyper::Response<HyperOutgoingBody>>
+    ) -> Result<Invoked>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<ErrorCode>,
     {
         let mut store = self.new_store(component);
+        // Set before the guest runs, so always known once it has answered.
+        let instantiated = Arc::new(OnceLock::new());
+        let instantiated_in_task = instantiated.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store.data_mut().new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().new_response_outparam(sender)?;
@@ -129,7 +139,7 @@ impl App {
             let started = Instant::now();
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
-                log::debug!("component `{id}` instantiated in {:?}", started.elapsed());
+                let _ = instantiated_in_task.set(started.elapsed());
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
@@ -142,7 +152,10 @@ impl App {
             }
         });
         match receiver.await {
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(response)) => Ok(Invoked {
+                response,
+                instantiate: instantiated.get().copied().unwrap_or_default(),
+            }),
             Ok(Err(code)) => Err(anyhow!(
                 "component `{}` set an error response: {code:?}",
                 component.id
@@ -190,6 +203,7 @@ impl App {
         };
         let m = router::chained_match(&self.routes, &target, request.uri().path());
         let full_url = request.uri().to_string();
+        let shown = without_query(request.uri());
         set_headers(
             request.headers_mut(),
             router::spin_headers(&m, &full_url, "127.0.0.1:0"),
@@ -197,14 +211,16 @@ impl App {
         let started = Instant::now();
         let method = request.method().clone();
         let result = self.invoke(&component, request).await;
-        let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(500);
+        let status = result
+            .as_ref()
+            .map_or(500, |r| r.response.status().as_u16());
         log::info!(
-            "{method} {full_url} {target} {status} {}us (internal)",
+            "{method} {shown} {target} {status} {}us (internal)",
             started.elapsed().as_micros()
         );
         match result {
-            Ok(resp) => Ok(IncomingResponse {
-                resp,
+            Ok(invoked) => Ok(IncomingResponse {
+                resp: invoked.response,
                 worker: None,
                 between_bytes_timeout,
             }),
@@ -304,6 +320,17 @@ fn wt<T>(result: wasmtime::Result<T>) -> Result<T> {
     result.map_err(anyhow::Error::from)
 }
 
+/// The URI as logs show it: without its query, which may carry a secret (a scheduler that cannot
+/// set headers authenticates with one there) or a SAS signature.
+pub fn without_query(uri: &http::Uri) -> String {
+    let mut shown = String::new();
+    if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
+        shown = format!("{scheme}://{authority}");
+    }
+    shown.push_str(uri.path());
+    shown
+}
+
 /// `Some(id)` for `http(s)://<id>.spin.internal`.
 fn internal_target(uri: &http::Uri) -> Option<String> {
     let host = uri.host()?.to_ascii_lowercase();
@@ -341,7 +368,7 @@ impl WasiHttpView for HostState {
             log::warn!(
                 "component `{}`: outbound request to {} denied (not in allowed_outbound_hosts)",
                 self.component.id,
-                request.uri()
+                without_query(request.uri())
             );
             return Err(ErrorCode::HttpRequestDenied.into());
         }
@@ -373,6 +400,16 @@ impl variables::Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_uris_have_no_query() {
+        let shown = |u: &str| without_query(&u.parse().expect("uri"));
+        assert_eq!(
+            shown("http://reactions.spin.internal/reactions/tick?secret=s3"),
+            "http://reactions.spin.internal/reactions/tick"
+        );
+        assert_eq!(shown("/reactions/tick?secret=s3"), "/reactions/tick");
+    }
 
     #[test]
     fn internal_targets() {

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -78,20 +78,55 @@ where
 {
     let started = Instant::now();
     let method = req.method().clone();
+    // The path only: a query may carry a secret and is never logged.
     let path = req.uri().path().to_string();
-    let (component, response) = match fe.router.route(&path) {
-        None => ("-".to_string(), plain(StatusCode::NOT_FOUND, "Not Found")),
-        Some(m) => {
+    let routed = match before_routing(&req, &path) {
+        Some(answered) => Err(answered),
+        None => fe.router.route(&path).ok_or_else(not_found),
+    };
+    let (component, response, instantiate) = match routed {
+        Err(response) => ("-".to_string(), response, None),
+        Ok(m) => {
             let id = m.component.clone();
-            (id, route_to_component(fe, req, m, client).await)
+            let (response, instantiate) = route_to_component(fe, req, m, client).await;
+            (id, response, instantiate)
         }
     };
+    let instantiate = instantiate
+        .map(|d| format!(" instantiate={}us", d.as_micros()))
+        .unwrap_or_default();
     log::info!(
-        "{method} {path} {component} {} {}us",
+        "{method} {path} {component} {} {}us{instantiate}",
         response.status().as_u16(),
         started.elapsed().as_micros()
     );
     response
+}
+
+/// What Spin answers before looking at routes: a `Host` that names a component of the app
+/// (`*.spin.internal`) is refused (Spin closes the connection without an answer; here it is a
+/// 400 that says why), and its health check answers.
+fn before_routing<B>(req: &Request<B>, path: &str) -> Option<Response<HyperOutgoingBody>> {
+    let host = req.headers().get(http::header::HOST).map(|h| h.as_bytes());
+    let host = host.map(|h| String::from_utf8_lossy(h).to_ascii_lowercase());
+    let host_name = host
+        .as_deref()
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
+    if host_name.is_some_and(|h| h.ends_with(INTERNAL_HOST_SUFFIX)) {
+        return Some(plain(
+            StatusCode::BAD_REQUEST,
+            "Host names a component of this app; only the app itself may call it",
+        ));
+    }
+    (path == HEALTH_PATH).then(|| plain(StatusCode::OK, "OK"))
+}
+
+/// Spin answers its own health check; scripts and orchestrators wait on it.
+const HEALTH_PATH: &str = "/.well-known/spin/health";
+const INTERNAL_HOST_SUFFIX: &str = ".spin.internal";
+
+fn not_found() -> Response<HyperOutgoingBody> {
+    plain(StatusCode::NOT_FOUND, "Not Found")
 }
 
 async fn route_to_component<B>(
@@ -99,23 +134,25 @@ async fn route_to_component<B>(
     req: Request<B>,
     m: router::RouteMatch,
     client: SocketAddr,
-) -> Response<HyperOutgoingBody>
+) -> (Response<HyperOutgoingBody>, Option<Duration>)
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let Some(component) = fe.app.component(&m.component).cloned() else {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "component not loaded");
+        let response = plain(StatusCode::INTERNAL_SERVER_ERROR, "component not loaded");
+        return (response, None);
     };
     let req = match prepare_request(fe, req, &m, client).await {
         Ok(req) => req,
-        Err(resp) => return resp,
+        Err(response) => return (response, None),
     };
     match fe.app.invoke(&component, req).await {
-        Ok(resp) => resp,
+        Ok(invoked) => (invoked.response, Some(invoked.instantiate)),
         Err(e) => {
             log::error!("{e:#}");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            let response = plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            (response, None)
         }
     }
 }
@@ -132,6 +169,19 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut parts, body) = req.into_parts();
+    // Spin hands header values to the guest as strings, and fails the request when one is not
+    // UTF-8.
+    if let Some((name, _)) = parts
+        .headers
+        .iter()
+        .find(|(_, value)| std::str::from_utf8(value.as_bytes()).is_err())
+    {
+        log::warn!("header {name}: value is not UTF-8");
+        return Err(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+        ));
+    }
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {

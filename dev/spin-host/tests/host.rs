@@ -384,6 +384,52 @@ async fn oversized_bodies_are_refused() {
     .await
 }
 
+/// Found by running the same app under real Spin 3.6.3: what it refuses before the guest runs,
+/// and the health check it answers itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_what_spin_refuses_and_answers_its_health_check() {
+    bounded(async {
+        let (target, _) = start_target().await;
+        let host = start_host(config(target)).await;
+        let addr = host.addr();
+        let request = |host: &[u8], extra: &[u8]| {
+            Request::get("/echo/x")
+                .header("host", http::HeaderValue::from_bytes(host).expect("value"))
+                .header(
+                    "x-extra",
+                    http::HeaderValue::from_bytes(extra).expect("value"),
+                )
+                .body(Full::new(Bytes::new()))
+                .expect("request")
+        };
+        let internal = request(b"hidden.spin.internal", b"");
+        assert_eq!(
+            send(addr, internal).await.0,
+            400,
+            "a Host naming a component"
+        );
+        let internal_with_port = request(b"Hidden.Spin.Internal:80", b"");
+        assert_eq!(send(addr, internal_with_port).await.0, 400);
+        let not_utf8 = request(addr.to_string().as_bytes(), b"\xff\xfe");
+        assert_eq!(
+            send(addr, not_utf8).await.0,
+            500,
+            "a header value that is not UTF-8"
+        );
+        assert_eq!(
+            get(addr, "/.well-known/spin/health").await,
+            (200, "OK".into())
+        );
+        assert_eq!(
+            get(addr, "/echo/x").await.0,
+            200,
+            "and the rest still works"
+        );
+        host.shutdown().await;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_the_listener() {
     bounded(async {

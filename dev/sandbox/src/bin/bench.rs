@@ -2,9 +2,11 @@
 //! the real component and Azurite on loopback. Each request gets a fresh component instance.
 //!
 //! Run with `scripts/bench`. Prints p50/p99 of one-at-a-time requests, then throughput with
-//! 50 requests in flight. Client-side times include the loopback HTTP round trip; host-side
-//! times are the host's own measure, from its one log line per request (request in → response
-//! ready: routing, a fresh instance, the guest's work up to its answer).
+//! 50 requests in flight, each both on new connections (`Connection: close`) and on reused
+//! keep-alive connections, which Discord's ingress may use. Client-side times include the
+//! loopback HTTP round trip; host-side times are the host's own measure, from its one log line
+//! per request (request in → response ready: routing, a fresh instance, the guest's work up to
+//! its answer), split into instantiation and the rest.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,9 +19,16 @@ const SEQUENTIAL: usize = 2_000;
 const CONCURRENT: usize = 10_000;
 const IN_FLIGHT: usize = 50;
 
-/// Collects the host-side time of every `/interactions` request from the host's log line
-/// (`METHOD path component status <N>us`).
-struct HostTimes(Mutex<Vec<Duration>>);
+/// One host-side measure: the whole request, and the fresh instance's creation within it.
+#[derive(Clone, Copy)]
+struct HostTime {
+    total: Duration,
+    instantiate: Duration,
+}
+
+/// Collects the host-side times of every `/interactions` request from the host's log line
+/// (`METHOD path component status <N>us instantiate=<M>us`).
+struct HostTimes(Mutex<Vec<HostTime>>);
 
 static HOST_TIMES: HostTimes = HostTimes(Mutex::new(Vec::new()));
 
@@ -32,26 +41,62 @@ impl log::Log for HostTimes {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = record.args().to_string();
-        let mut words = line.split(' ');
-        if words.nth(1) != Some("/interactions") {
-            return;
-        }
-        let micros = line.rsplit(' ').next().and_then(|w| w.strip_suffix("us"));
-        if let Some(micros) = micros.and_then(|m| m.parse().ok()) {
-            self.0
-                .lock()
-                .expect("not poisoned")
-                .push(Duration::from_micros(micros));
+        if let Some(time) = parse_host_line(&record.args().to_string()) {
+            self.0.lock().expect("not poisoned").push(time);
         }
     }
 
     fn flush(&self) {}
 }
 
+fn parse_host_line(line: &str) -> Option<HostTime> {
+    let words: Vec<&str> = line.split(' ').collect();
+    if words.get(1) != Some(&"/interactions") {
+        return None;
+    }
+    let micros = |word: &str| {
+        word.strip_suffix("us")?
+            .parse()
+            .ok()
+            .map(Duration::from_micros)
+    };
+    Some(HostTime {
+        total: micros(words.get(4)?)?,
+        instantiate: micros(words.get(5)?.strip_prefix("instantiate=")?)?,
+    })
+}
+
 /// The host-side times collected since the last call.
-fn host_times() -> Vec<Duration> {
+fn host_times() -> Vec<HostTime> {
     std::mem::take(&mut *HOST_TIMES.0.lock().expect("not poisoned"))
+}
+
+/// How the client uses its connections.
+#[derive(Clone, Copy)]
+enum Connections {
+    /// `Connection: close` on every request, so each one opens a new connection.
+    New,
+    /// Idle connections are reused (HTTP/1.1 keep-alive).
+    KeepAlive,
+}
+
+impl Connections {
+    fn name(self) -> &'static str {
+        match self {
+            Connections::New => "new connections",
+            Connections::KeepAlive => "keep-alive",
+        }
+    }
+
+    fn prepare(self, mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+        if let Connections::New = self {
+            request.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        request
+    }
 }
 
 #[tokio::main]
@@ -80,35 +125,47 @@ async fn run(sandbox: &Sandbox) -> anyhow::Result<()> {
     };
 
     // PINGs first: each /start also wakes reactions, whose work would share the cores.
-    host_times();
-    report("PING, one at a time", &sequential(SEQUENTIAL, ping).await?);
-    report("PING, one at a time, host-side", &host_times());
-    let rate = concurrent((0..CONCURRENT).map(|_| ping()).collect::<Result<_, _>>()?).await?;
-    println!("PING with {IN_FLIGHT} in flight: {rate:.0} requests/s");
-    host_times();
-    report(
-        "/start, one at a time",
-        &sequential(SEQUENTIAL / 4, start).await?,
-    );
-    report("/start, one at a time, host-side", &host_times());
-    let rate = concurrent(
-        (0..CONCURRENT / 5)
+    for connections in [Connections::New, Connections::KeepAlive] {
+        let what = format!("PING, one at a time, {}", connections.name());
+        host_times();
+        report(&what, &sequential(SEQUENTIAL, connections, ping).await?);
+        report_host(&what, &host_times());
+    }
+    for connections in [Connections::New, Connections::KeepAlive] {
+        let requests = (0..CONCURRENT).map(|_| ping()).collect::<Result<_, _>>()?;
+        let rate = concurrent(requests, connections).await?;
+        let name = connections.name();
+        println!("PING with {IN_FLIGHT} in flight, {name}: {rate:.0} requests/s");
+    }
+    for connections in [Connections::New, Connections::KeepAlive] {
+        let what = format!("/start, one at a time, {}", connections.name());
+        host_times();
+        report(
+            &what,
+            &sequential(SEQUENTIAL / 4, connections, start).await?,
+        );
+        report_host(&what, &host_times());
+    }
+    for connections in [Connections::New, Connections::KeepAlive] {
+        let requests = (0..CONCURRENT / 5)
             .map(|_| start())
-            .collect::<Result<_, _>>()?,
-    )
-    .await?;
-    println!("/start with {IN_FLIGHT} in flight: {rate:.0} requests/s");
+            .collect::<Result<_, _>>()?;
+        let rate = concurrent(requests, connections).await?;
+        let name = connections.name();
+        println!("/start with {IN_FLIGHT} in flight, {name}: {rate:.0} requests/s");
+    }
     Ok(())
 }
 
 async fn sequential(
     count: usize,
+    connections: Connections,
     build: impl Fn() -> anyhow::Result<http::Request<Vec<u8>>>,
 ) -> anyhow::Result<Vec<Duration>> {
     let http = HttpClient::default();
     let mut times = Vec::with_capacity(count);
     for _ in 0..count {
-        let request = build()?;
+        let request = connections.prepare(build()?);
         let began = Instant::now();
         let response = http.send(request).await?;
         times.push(began.elapsed());
@@ -118,8 +175,15 @@ async fn sequential(
 }
 
 /// Requests per second with `IN_FLIGHT` requests outstanding at all times.
-async fn concurrent(requests: Vec<http::Request<Vec<u8>>>) -> anyhow::Result<f64> {
+async fn concurrent(
+    requests: Vec<http::Request<Vec<u8>>>,
+    connections: Connections,
+) -> anyhow::Result<f64> {
     let total = requests.len();
+    let requests: Vec<_> = requests
+        .into_iter()
+        .map(|r| connections.prepare(r))
+        .collect();
     let queue = Arc::new(std::sync::Mutex::new(requests));
     let began = Instant::now();
     let workers: Vec<_> = (0..IN_FLIGHT)
@@ -144,13 +208,32 @@ async fn concurrent(requests: Vec<http::Request<Vec<u8>>>) -> anyhow::Result<f64
 }
 
 fn report(what: &str, times: &[Duration]) {
+    println!("{what}: n={} {}", times.len(), percentiles(times));
+}
+
+/// Host-side times, then their two parts: creating the instance, and the rest (routing and the
+/// guest's work up to its answer).
+fn report_host(what: &str, times: &[HostTime]) {
+    let parts = |f: fn(&HostTime) -> Duration| times.iter().map(f).collect::<Vec<_>>();
+    println!(
+        "{what}, host-side: n={} {} (instantiate {}; rest {})",
+        times.len(),
+        percentiles(&parts(|t| t.total)),
+        percentiles(&parts(|t| t.instantiate)),
+        percentiles(&parts(|t| t.total.saturating_sub(t.instantiate))),
+    );
+}
+
+fn percentiles(times: &[Duration]) -> String {
+    if times.is_empty() {
+        return "no samples".into();
+    }
     let mut sorted = times.to_vec();
     sorted.sort();
     let at = |q: f64| sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)];
-    println!(
-        "{what}: n={} p50={:.2} ms p99={:.2} ms",
-        sorted.len(),
+    format!(
+        "p50={:.2} ms p99={:.2} ms",
         at(0.50).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3
-    );
+    )
 }
