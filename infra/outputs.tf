@@ -31,11 +31,6 @@ output "agent_sha256" {
   value       = local.agent_sha256
 }
 
-output "vm_fallback_sizes" {
-  description = "Spot fallback sizes, in order, for the scaler (not applied by Terraform)."
-  value       = var.vm_fallback_sizes
-}
-
 output "storage_account_name" {
   description = "The app's storage account (queues and table)."
   value       = azurerm_storage_account.app.name
@@ -106,6 +101,8 @@ output "spin_variables" {
     azure_subscription_id = data.azurerm_subscription.current.subscription_id
     azure_resource_group  = azurerm_resource_group.main.name
     vmss_name             = azurerm_orchestrated_virtual_machine_scale_set.valheim.name
+    # The spot sizes to try, in order: the scale set's own, then the fallbacks.
+    vm_sizes = join(",", concat([var.vm_size], var.vm_fallback_sizes))
   }
 }
 

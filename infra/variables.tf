@@ -131,7 +131,7 @@ variable "vm_size" {
 }
 
 variable "vm_fallback_sizes" {
-  description = "Sizes to try, in order, when var.vm_size has no Spot capacity (AllocationFailed, SkuNotAvailable, ...). Not used by Terraform: the app's scaler may PATCH sku.name to one of these (recorded for that later use). Each must support Spot, Gen2 images and an ephemeral OS disk with the same placement (check CachedDiskBytes/EphemeralOSDiskSupported in `az vm list-skus`)."
+  description = "Sizes to try, in order, when var.vm_size has no Spot capacity (AllocationFailed, SkuNotAvailable, quota, ...). Terraform does not apply them: the app's Spin variable vm_sizes (output spin_variables) lists var.vm_size then these, and the scaler PATCHes sku.name to the next one. Each must support Spot, Gen2 images and an ephemeral OS disk with the same placement (check CachedDiskBytes/EphemeralOSDiskSupported in `az vm list-skus`)."
   type        = list(string)
   default     = ["Standard_D2s_v3", "Standard_D2ds_v4", "Standard_E2as_v4"]
 

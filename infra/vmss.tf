@@ -148,8 +148,9 @@ resource "azurerm_orchestrated_virtual_machine_scale_set" "valheim" {
   #   (var.vm_fallback_sizes).
 
   lifecycle {
-    # The app scales the set (capacity 0/1); Terraform must not reset it.
-    ignore_changes = [instances]
+    # The app scales the set (capacity 0/1) and, when a spot size has no capacity, moves it to
+    # the next of var.vm_fallback_sizes: Terraform must reset neither.
+    ignore_changes = [instances, sku_name]
   }
 
   # The VM's roles must exist before a VM can boot and use them.

@@ -47,22 +47,39 @@ impl Config {
 }
 
 fn settings() -> anyhow::Result<Settings> {
+    let game_port = variable("game_port")?
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("variable `game_port` is not a port number"))?;
     Ok(Settings {
-        game_port: number("game_port")?,
-        save_timeout_ms: seconds("save_timeout_seconds")?,
-        silence_timeout_ms: seconds("silence_timeout_seconds")?,
-        instance_check_ms: seconds("instance_check_seconds")?,
-        eviction_wait_ms: seconds("eviction_wait_seconds")?,
+        game_port,
+        save_timeout_ms: minutes("save_timeout_minutes")?,
+        silence_timeout_ms: minutes("silence_timeout_minutes")?,
+        instance_check_ms: minutes("instance_check_minutes")?,
+        eviction_wait_ms: minutes("eviction_wait_minutes")?,
+        idle_ms: minutes("idle_minutes")?,
+        start_timeout_ms: minutes("start_timeout_minutes")?,
+        vm_sizes: list(&variable("vm_sizes")?),
     })
 }
 
-fn number<T: std::str::FromStr>(name: &str) -> anyhow::Result<T> {
-    variable(name)?
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("variable `{name}` is not a whole number in range"))
+/// A number of minutes (fractions allowed, so that a local run can shorten every wait) in ms.
+fn minutes(name: &str) -> anyhow::Result<u64> {
+    let value = variable(name)?;
+    match value.trim().parse::<f64>() {
+        Ok(m) if m.is_finite() && m >= 0.0 => Ok((m * 60_000.0).round() as u64),
+        _ => Err(anyhow::anyhow!(
+            "variable `{name}` must be a number of minutes, not {value:?}"
+        )),
+    }
 }
 
-fn seconds(name: &str) -> anyhow::Result<u64> {
-    number::<u64>(name).map(|s| s.saturating_mul(1000))
+/// A comma-separated list, without blanks.
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

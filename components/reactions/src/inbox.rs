@@ -16,7 +16,7 @@ use heimdall_server_state::{Effect, EffectKind, Input};
 use heimdall_spin_io::send;
 
 use crate::config::Config;
-use crate::effects::{self, now_ms};
+use crate::effects::{now_ms, Executor, Outcome};
 use crate::store::{self, Stored};
 
 /// Messages taken per Get Messages call.
@@ -31,7 +31,8 @@ const MAX_DELIVERIES: u32 = 5;
 const LEASE_MS: u64 = 45_000;
 /// Rounds of lease, drain, release, look again, for one invocation.
 const MAX_LEASES: usize = 3;
-/// Effects left in the outbox this long are retried by the tick.
+/// Effects left in the outbox this long are carried out by the tick (younger ones may be in the
+/// hands of the invocation that decided them).
 const RETRY_AGE_MS: u64 = 10_000;
 /// Bound on effect → outcome → effect chains for one event.
 const MAX_ROUNDS: usize = 16;
@@ -43,32 +44,39 @@ pub(crate) struct Report {
     pub processed: u32,
     pub poisoned: u32,
     pub effects_done: u32,
+    /// Effects that failed and wait for a retry.
     pub effects_failed: u32,
+    /// Effects that could never succeed, or failed too often: logged and removed.
+    pub effects_given_up: u32,
 }
 
 pub(crate) async fn run(config: &Config, tick: bool) -> anyhow::Result<Report> {
     let owner = lease_owner();
-    let mut stored = store::load(config).await?;
-    let mut report = Report::default();
+    let mut drain = Drain {
+        config,
+        stored: store::load(config).await?,
+        executor: Executor::new(config),
+        report: Report::default(),
+    };
     for _ in 0..MAX_LEASES {
         let now = now_ms();
-        let leased = store::commit(config, &mut stored, |s| {
+        let leased = store::commit(config, &mut drain.stored, |s| {
             s.acquire_lease(&owner, now, LEASE_MS)
         });
         if !leased.await? {
             // Another invocation drains right now and will see what we were kicked for.
-            report.busy = true;
-            return Ok(report);
+            drain.report.busy = true;
+            return Ok(drain.report);
         }
-        let drained = drain(config, &mut stored, tick, &mut report).await;
-        store::commit(config, &mut stored, |s| s.release_lease(&owner)).await?;
+        let drained = drain.queues_and_tick(tick).await;
+        store::commit(config, &mut drain.stored, |s| s.release_lease(&owner)).await?;
         drained?;
         // A message queued while we held the lease had its kick turned away: look once more.
         if queue_empty(config).await? {
             break;
         }
     }
-    Ok(report)
+    Ok(drain.report)
 }
 
 /// What a queue may carry.
@@ -108,54 +116,6 @@ async fn queue_empty(config: &Config) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-async fn drain(
-    config: &Config,
-    stored: &mut Stored,
-    tick: bool,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    for source in SOURCES {
-        drain_queue(config, stored, source, report).await?;
-    }
-    if tick {
-        let now = now_ms();
-        let tick = Envelope::new(
-            format!("tick-{now}"),
-            config.server_id.clone(),
-            now,
-            EventBody::Tick,
-        );
-        process(config, stored, vec![Input::Event(Box::new(tick))], report).await?;
-        // Effects an earlier invocation could not finish; what they answer counts as much.
-        let stale = stored.state.stale_effects(now, RETRY_AGE_MS);
-        let outcomes = run_effects(config, stored, stale, report).await?;
-        process(config, stored, outcomes, report).await?;
-    }
-    Ok(())
-}
-
-async fn drain_queue(
-    config: &Config,
-    stored: &mut Stored,
-    source: Source,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    let queue = source.queue(config);
-    for _ in 0..MAX_BATCHES {
-        let request = queue.get_messages(BATCH, VISIBILITY_S, SystemTime::now());
-        let response = send(request).await?;
-        check(&response).context("get messages")?;
-        let messages = parse_messages(response.body())?;
-        if messages.is_empty() {
-            break;
-        }
-        for message in messages {
-            take(config, stored, source, message, report).await?;
-        }
-    }
-    Ok(())
-}
-
 /// A name for this invocation in the drain lease.
 fn lease_owner() -> String {
     let mut bytes = [0u8; 8];
@@ -166,34 +126,175 @@ fn lease_owner() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Applies one queue message and deletes it; a storage failure leaves it for redelivery.
-async fn take(
-    config: &Config,
-    stored: &mut Stored,
-    source: Source,
-    message: ReceivedMessage,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    match decode(config, source, &message) {
-        Ok(envelope) => {
-            process(
-                config,
-                stored,
-                vec![Input::Event(Box::new(envelope))],
-                report,
-            )
-            .await?;
-            report.processed += 1;
+/// One invocation's draining: the state as last read or written, and what carries effects out.
+struct Drain<'a> {
+    config: &'a Config,
+    stored: Stored,
+    executor: Executor<'a>,
+    report: Report,
+}
+
+impl Drain<'_> {
+    async fn queues_and_tick(&mut self, tick: bool) -> anyhow::Result<()> {
+        for source in SOURCES {
+            self.queue(source).await?;
         }
-        Err(reason) => {
-            set_aside(config, stored, &message, &reason).await?;
-            report.poisoned += 1;
+        if tick {
+            let now = now_ms();
+            let tick = Envelope::new(
+                format!("tick-{now}"),
+                self.config.server_id.clone(),
+                now,
+                EventBody::Tick,
+            );
+            self.process(vec![Input::Event(Box::new(tick))]).await?;
+            // Effects an earlier invocation could not finish; what they answer counts as much.
+            let due = self.stored.state.due_effects(now, RETRY_AGE_MS);
+            let outcomes = self.run_effects(due).await?;
+            self.process(outcomes).await?;
         }
+        Ok(())
     }
-    let queue = source.queue(config);
-    let response = send(queue.delete_message(&message, SystemTime::now())).await?;
-    check(&response).context("delete message")?;
-    Ok(())
+
+    async fn queue(&mut self, source: Source) -> anyhow::Result<()> {
+        let queue = source.queue(self.config);
+        for _ in 0..MAX_BATCHES {
+            let request = queue.get_messages(BATCH, VISIBILITY_S, SystemTime::now());
+            let response = send(request).await?;
+            check(&response).context("get messages")?;
+            let messages = parse_messages(response.body())?;
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                self.take(source, message).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one queue message and deletes it; a storage failure leaves it for redelivery.
+    async fn take(&mut self, source: Source, message: ReceivedMessage) -> anyhow::Result<()> {
+        match decode(self.config, source, &message) {
+            Ok(envelope) => {
+                self.process(vec![Input::Event(Box::new(envelope))]).await?;
+                self.report.processed += 1;
+            }
+            Err(reason) => {
+                self.set_aside(&message, &reason).await?;
+                self.report.poisoned += 1;
+            }
+        }
+        let queue = source.queue(self.config);
+        let response = send(queue.delete_message(&message, SystemTime::now())).await?;
+        check(&response).context("delete message")?;
+        Ok(())
+    }
+
+    /// Moves a message to the poison queue and says so, in the log and in Discord.
+    async fn set_aside(&mut self, message: &ReceivedMessage, reason: &str) -> anyhow::Result<()> {
+        eprintln!("reactions: message {} set aside: {reason}", message.id);
+        let poison = self
+            .config
+            .poison
+            .put_message(&message.text, SystemTime::now());
+        let response = send(poison).await?;
+        check(&response).context("put message on the poison queue")?;
+        if let Some(channel_id) = self.stored.state.channel_id.clone() {
+            let content = format!(
+                "⚠️ An event could not be processed and was set aside for the server owner ({reason})."
+            );
+            let notice = EffectKind::PostMessage {
+                channel_id,
+                content,
+            };
+            if !matches!(self.executor.execute(&notice).await, Outcome::Done(_)) {
+                eprintln!("reactions: could not report the poison message in Discord");
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies inputs, carries out their effects, and feeds the outcomes back in.
+    async fn process(&mut self, mut inputs: Vec<Input>) -> anyhow::Result<()> {
+        for _ in 0..MAX_ROUNDS {
+            let Some(input) = inputs.pop() else {
+                return Ok(());
+            };
+            let now = now_ms();
+            let applied = store::commit(self.config, &mut self.stored, |state| {
+                state.apply(input.clone(), now)
+            })
+            .await?;
+            for old in &applied.dropped {
+                eprintln!(
+                    "reactions: effect {} ({}) dropped from a full outbox",
+                    old.id,
+                    old.kind.name()
+                );
+            }
+            inputs.extend(self.run_effects(applied.effects).await?);
+        }
+        eprintln!("reactions: stopped following effects after {MAX_ROUNDS} rounds");
+        Ok(())
+    }
+
+    /// Carries out effects in order. One that failed waits in the outbox for the tick (when the
+    /// service said, or after a backoff); one that can never succeed is logged and removed.
+    async fn run_effects(&mut self, effects: Vec<Effect>) -> anyhow::Result<Vec<Input>> {
+        let mut done = Vec::new();
+        let mut later = Vec::new();
+        let mut never = Vec::new();
+        let mut inputs = Vec::new();
+        for effect in effects {
+            match self.executor.execute(&effect.kind).await {
+                Outcome::Done(input) => {
+                    done.push(effect.id);
+                    inputs.extend(input);
+                    self.report.effects_done += 1;
+                }
+                Outcome::Later { after_ms, why } => {
+                    eprintln!(
+                        "reactions: effect {} ({}) failed, will retry: {why}",
+                        effect.id,
+                        effect.kind.name()
+                    );
+                    later.push((effect.id, after_ms));
+                    self.report.effects_failed += 1;
+                }
+                Outcome::Never(why) => never.push((effect.id, why)),
+            }
+        }
+        if done.is_empty() && later.is_empty() && never.is_empty() {
+            return Ok(inputs);
+        }
+        let now = now_ms();
+        let given_up = store::commit(self.config, &mut self.stored, |state| {
+            state.done(&done);
+            let mut gone: Vec<(Effect, String)> = Vec::new();
+            for (id, after_ms) in &later {
+                gone.extend(
+                    state
+                        .retry_later(id, now, *after_ms)
+                        .map(|e| (e, "it failed too many times".to_owned())),
+                );
+            }
+            for (id, why) in &never {
+                gone.extend(state.give_up(id).map(|e| (e, why.clone())));
+            }
+            gone
+        })
+        .await?;
+        for (effect, why) in given_up {
+            eprintln!(
+                "reactions: gave up effect {} ({}): {why}",
+                effect.id,
+                effect.kind.name()
+            );
+            self.report.effects_given_up += 1;
+        }
+        Ok(inputs)
+    }
 }
 
 fn decode(config: &Config, source: Source, message: &ReceivedMessage) -> Result<Envelope, String> {
@@ -224,77 +325,4 @@ fn body_kind(body: &EventBody) -> &'static str {
         EventBody::Game(_) => "game event",
         EventBody::Tick => "tick",
     }
-}
-
-/// Moves a message to the poison queue and says so, in the log and in Discord.
-async fn set_aside(
-    config: &Config,
-    stored: &Stored,
-    message: &ReceivedMessage,
-    reason: &str,
-) -> anyhow::Result<()> {
-    eprintln!("reactions: message {} set aside: {reason}", message.id);
-    let response = send(config.poison.put_message(&message.text, SystemTime::now())).await?;
-    check(&response).context("put message on the poison queue")?;
-    if let Some(channel_id) = stored.state.channel_id.clone() {
-        let content = format!(
-            "⚠️ An event could not be processed and was set aside for the server owner ({reason})."
-        );
-        let notice = EffectKind::PostMessage {
-            channel_id,
-            content,
-        };
-        if let Err(e) = effects::execute(config, &notice).await {
-            eprintln!("reactions: could not report the poison message: {e:#}");
-        }
-    }
-    Ok(())
-}
-
-/// Applies inputs, carries out their effects, and feeds the outcomes back in.
-async fn process(
-    config: &Config,
-    stored: &mut Stored,
-    mut inputs: Vec<Input>,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    for _ in 0..MAX_ROUNDS {
-        let Some(input) = inputs.pop() else {
-            return Ok(());
-        };
-        let now = now_ms();
-        let effects =
-            store::commit(config, stored, |state| state.apply(input.clone(), now)).await?;
-        inputs.extend(run_effects(config, stored, effects, report).await?);
-    }
-    eprintln!("reactions: stopped following effects after {MAX_ROUNDS} rounds");
-    Ok(())
-}
-
-/// Carries out effects in order; the ones that fail stay in the outbox for the tick to retry.
-async fn run_effects(
-    config: &Config,
-    stored: &mut Stored,
-    effects: Vec<Effect>,
-    report: &mut Report,
-) -> anyhow::Result<Vec<Input>> {
-    let mut done = Vec::new();
-    let mut outcomes = Vec::new();
-    for effect in effects {
-        match effects::execute(config, &effect.kind).await {
-            Ok(outcome) => {
-                done.push(effect.id);
-                outcomes.extend(outcome);
-                report.effects_done += 1;
-            }
-            Err(e) => {
-                eprintln!("reactions: effect {} failed, will retry: {e:#}", effect.id);
-                report.effects_failed += 1;
-            }
-        }
-    }
-    if !done.is_empty() {
-        store::commit(config, stored, |state| state.done(&done)).await?;
-    }
-    Ok(outcomes)
 }

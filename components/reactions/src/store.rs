@@ -27,7 +27,7 @@ pub(crate) async fn load(config: &Config) -> anyhow::Result<Stored> {
     let response = send(request).await?;
     let Some(entity) = parse_entity(&response).context("reading the server state")? else {
         return Ok(Stored {
-            state: ServerState::new(config.settings),
+            state: ServerState::new(config.settings.clone()),
             etag: None,
         });
     };
@@ -38,7 +38,7 @@ pub(crate) async fn load(config: &Config) -> anyhow::Result<Stored> {
         .context("server state entity has no State property")?;
     let mut state: ServerState =
         serde_json::from_str(json).context("server state is not valid JSON")?;
-    state.settings = config.settings;
+    state.settings = config.settings.clone();
     Ok(Stored {
         state,
         etag: Some(entity.etag),

@@ -1,12 +1,14 @@
 //! The scaler: a private Spin component (reached only as `http://scaler.spin.internal`) that
 //! turns the reactions component's requests into Azure Resource Manager calls. A thin shell:
-//! requests and parsing live in `heimdall-azure-arm`; this file only sends and routes.
+//! requests, parsing and what a failure means live in `heimdall-azure-arm`; this file only
+//! sends and routes.
 //!
-//! Each request gets its own token by client credentials, since Spin starts a fresh instance
-//! per request and there is nowhere to keep one yet.
+//! Spin starts a fresh instance per request, so nothing is kept between requests; instead the
+//! caller hands back the token of its previous call (`scaler_api::ARM_TOKEN_HEADER`), and one
+//! invocation of reactions costs at most one token from Entra.
 
 use heimdall_azure_arm::scaler_api::{
-    CapacityRequest, InstanceReply, OperationRequest, ScaleReply,
+    CapacityRequest, InstanceReply, OperationRequest, ScaleReply, ARM_TOKEN_HEADER,
 };
 use heimdall_azure_arm::{entra, operation, vmss};
 use heimdall_azure_arm::{
@@ -25,34 +27,47 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 #[spin_sdk::http_component]
 async fn handle(request: Request) -> Response {
     let path = request.path().to_owned();
+    let mut session = match Session::open(&request) {
+        Ok(session) => session,
+        Err(failure) => return failure.into_response(&path),
+    };
     let result = match (request.method(), path.as_str()) {
-        (Method::Post, "/capacity") => set_capacity(&request).await,
-        (Method::Post, "/operation") => poll_operation(&request).await,
-        (Method::Get, "/instance") => instance().await,
+        (Method::Post, "/capacity") => set_capacity(&mut session, &request).await,
+        (Method::Post, "/operation") => poll_operation(&mut session, &request).await,
+        (Method::Get, "/instance") => instance(&mut session).await,
         (_, "/capacity" | "/operation" | "/instance") => {
             return io::text(405, "method not allowed")
         }
         _ => return io::text(404, "no such route"),
     };
-    result.unwrap_or_else(|failure| failure.into_response(&path))
+    let mut response = result.unwrap_or_else(|failure| failure.into_response(&path));
+    if let Some(token) = &session.token {
+        response.set_header(ARM_TOKEN_HEADER, token.secret());
+    }
+    response
 }
 
-/// `POST /capacity`: nothing to do if the scale set already has it, else PATCH it.
-async fn set_capacity(request: &Request) -> Result<Response, Failure> {
-    let CapacityRequest { capacity } = json_body(request)?;
-    let config = Config::load()?;
-    let token = config.token().await?;
-    let current = vmss::parse_vmss(&send(config.scale_set.get_request(&token)?).await?)?;
-    let reply = if current.capacity == capacity {
-        settled(&config, current.provisioning_state)
-    } else {
-        let patch = send(config.scale_set.set_capacity_request(&token, capacity)?).await?;
-        from_update(vmss::parse_update(
-            &patch,
-            &config.scale_set.resource_url(),
-        )?)
-    };
-    Ok(scale_reply(&reply))
+/// `POST /capacity`: nothing to do if the scale set already has the capacity (and size), else
+/// PATCH it.
+async fn set_capacity(session: &mut Session, request: &Request) -> Result<Response, Failure> {
+    let CapacityRequest { capacity, size } = json_body(request)?;
+    let scale_set = session.config.scale_set.clone();
+    let current = vmss::parse_vmss(&session.arm(|t| scale_set.get_request(t)).await?)?;
+    let region = current.location.clone();
+    let new_size = size.filter(|s| current.size.as_deref() != Some(s.as_str()));
+    if current.capacity == capacity && new_size.is_none() {
+        return Ok(scale_reply(&settled(
+            &session.config,
+            current.provisioning_state,
+        )));
+    }
+    let patch = session
+        .arm(|t| scale_set.set_capacity_request(t, capacity, new_size.as_deref()))
+        .await;
+    let outcome = patch
+        .and_then(|patch| Ok(vmss::parse_update(&patch, &scale_set.resource_url())?))
+        .map_err(|failure| failure.in_region(region.as_deref()))?;
+    Ok(scale_reply(&from_update(outcome, region.as_deref())))
 }
 
 /// The scale set already has the capacity; but if an update is still running (someone asked
@@ -67,28 +82,36 @@ fn settled(config: &Config, state: Option<ProvisioningState>) -> ScaleReply {
     }
 }
 
-fn from_update(outcome: vmss::UpdateOutcome) -> ScaleReply {
+fn from_update(outcome: vmss::UpdateOutcome, region: Option<&str>) -> ScaleReply {
     match outcome {
         vmss::UpdateOutcome::Done => ScaleReply::Succeeded,
         vmss::UpdateOutcome::Pending {
             poll_url,
             retry_after_s,
         } => in_progress(poll_url, retry_after_s),
-        vmss::UpdateOutcome::Failed { code, message } => ScaleReply::Failed { code, message },
+        vmss::UpdateOutcome::Failed { code, message } => {
+            ScaleReply::failure(None, &code, &message, None, region)
+        }
     }
 }
 
 /// `POST /operation`: poll once. The URL must be on ARM's origin, because the poll carries
 /// our bearer token; it is checked before any token is fetched.
-async fn poll_operation(request: &Request) -> Result<Response, Failure> {
+async fn poll_operation(session: &mut Session, request: &Request) -> Result<Response, Failure> {
     let OperationRequest { operation } = json_body(request)?;
-    let config = Config::load()?;
-    let url = OperationUrl::parse(&operation, &config.arm_endpoint).map_err(bad_input)?;
-    let token = config.token().await?;
-    let reply = match operation::parse_operation(&send(url.request(&token)?).await?)? {
+    let url = OperationUrl::parse(&operation, &session.config.arm_endpoint).map_err(bad_input)?;
+    let region = url.location().map(str::to_owned);
+    let polled = session
+        .arm(|t| url.request(t))
+        .await
+        .and_then(|response| Ok(operation::parse_operation(&response)?))
+        .map_err(|failure| failure.in_region(region.as_deref()))?;
+    let reply = match polled {
         OperationStatus::Succeeded => ScaleReply::Succeeded,
         OperationStatus::InProgress { retry_after_s } => in_progress(operation, retry_after_s),
-        OperationStatus::Failed { code, message } => ScaleReply::Failed { code, message },
+        OperationStatus::Failed { code, message } => {
+            ScaleReply::failure(None, &code, &message, None, region.as_deref())
+        }
     };
     Ok(scale_reply(&reply))
 }
@@ -102,26 +125,91 @@ fn in_progress(operation: String, retry_after_s: Option<u32>) -> ScaleReply {
 
 /// `GET /instance`: the VM's name and public IP, both `null` when no VM runs. The Flexible
 /// scale set's VM, NIC and IP are looked up in turn (at most three ARM calls).
-async fn instance() -> Result<Response, Failure> {
-    let config = Config::load()?;
-    let token = config.token().await?;
-    let mut lookup = InstanceLookup::new(&config.scale_set);
-    while let Some(request) = lookup.request(&token)? {
-        lookup.on_response(&send(request).await?)?;
+async fn instance(session: &mut Session) -> Result<Response, Failure> {
+    let scale_set = session.config.scale_set.clone();
+    let mut lookup = InstanceLookup::new(&scale_set);
+    while let Some(response) = session.send(&|t| lookup.request(t)).await? {
+        lookup.on_response(&response)?;
     }
     let reply: InstanceReply = lookup.reply().cloned().unwrap_or_default();
     Ok(io::json(200, &reply))
 }
 
-/// A `ScaleReply` with its status: `Failed` is Azure's failure relayed, hence 502.
+/// A `ScaleReply` with its status: anything but success or progress is Azure's answer relayed,
+/// hence 502.
 fn scale_reply(reply: &ScaleReply) -> Response {
-    let status = if matches!(reply, ScaleReply::Failed { .. }) {
-        502
-    } else {
-        200
-    };
+    let status = if reply.is_success() { 200 } else { 502 };
     io::json(status, reply)
 }
+
+/// One request's configuration and ARM token.
+struct Session {
+    config: Config,
+    token: Option<AccessToken>,
+    /// The token came from the caller: if ARM refuses it, one new one is asked for.
+    handed_in: bool,
+}
+
+impl Session {
+    fn open(request: &Request) -> Result<Session, Failure> {
+        let token = request
+            .header(ARM_TOKEN_HEADER)
+            .and_then(|v| v.as_str())
+            .filter(|t| !t.is_empty())
+            .map(|t| AccessToken::new(t, 0));
+        Ok(Session {
+            config: Config::load()?,
+            handed_in: token.is_some(),
+            token,
+        })
+    }
+
+    /// The token to use: the one handed in or got before, else a new one from Entra.
+    async fn token(&mut self) -> Result<AccessToken, Failure> {
+        if let Some(token) = &self.token {
+            return Ok(token.clone());
+        }
+        let token = self.config.new_token().await?;
+        self.token = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Builds a request with the token and sends it.
+    async fn arm(
+        &mut self,
+        build: impl Fn(&AccessToken) -> Result<http::Request<Vec<u8>>, ArmError>,
+    ) -> Result<http::Response<Vec<u8>>, Failure> {
+        let answered = self.send(&|t| build(t).map(Some)).await?;
+        answered.ok_or_else(|| Failure::Config(anyhow::anyhow!("no request was built")))
+    }
+
+    /// Sends the request `build` makes with the token (`None`: nothing left to ask). When ARM
+    /// answers 401 to a token the caller handed in (it may have expired since), gets a new one
+    /// and sends the request again, once.
+    async fn send(
+        &mut self,
+        build: &Build<'_>,
+    ) -> Result<Option<http::Response<Vec<u8>>>, Failure> {
+        let token = self.token().await?;
+        let Some(request) = build(&token)? else {
+            return Ok(None);
+        };
+        let response = send(request).await?;
+        if response.status() != http::StatusCode::UNAUTHORIZED || !self.handed_in {
+            return Ok(Some(response));
+        }
+        self.handed_in = false;
+        self.token = None;
+        let token = self.token().await?;
+        match build(&token)? {
+            Some(request) => Ok(Some(send(request).await?)),
+            None => Ok(Some(response)),
+        }
+    }
+}
+
+/// Makes the next ARM request with a token, or `None` when there is nothing left to ask.
+type Build<'a> = dyn Fn(&AccessToken) -> Result<Option<http::Request<Vec<u8>>>, ArmError> + 'a;
 
 /// The scaler's variables (see `[component.scaler.variables]` in spin.toml).
 struct Config {
@@ -153,8 +241,8 @@ impl Config {
         })
     }
 
-    /// A fresh ARM token by client credentials.
-    async fn token(&self) -> Result<AccessToken, Failure> {
+    /// A new ARM token by client credentials.
+    async fn new_token(&self) -> Result<AccessToken, Failure> {
         let request =
             entra::token_request(&self.entra_endpoint, &self.arm_endpoint, &self.credentials)
                 .map_err(|e| Failure::Config(e.into()))?;
@@ -189,9 +277,10 @@ enum Failure {
     BadInput(String),
     /// A variable is missing or unusable: 500, the operator must fix the deployment.
     Config(anyhow::Error),
-    /// Entra or ARM answered with an error: 502 with `ScaleReply::Failed`.
-    Upstream(ArmError),
-    /// Entra or ARM could not be reached: 502 with `ScaleReply::Failed`.
+    /// Entra or ARM answered with an error, relayed as a `ScaleReply` (502); the region is
+    /// named in capacity errors.
+    Upstream(ArmError, Option<String>),
+    /// Entra or ARM could not be reached: 502 with `ScaleReply::Retry`.
     Unreachable(anyhow::Error),
 }
 
@@ -199,7 +288,7 @@ impl From<ArmError> for Failure {
     fn from(error: ArmError) -> Self {
         match error {
             ArmError::InvalidInput(_) => Failure::Config(error.into()),
-            other => Failure::Upstream(other),
+            other => Failure::Upstream(other, None),
         }
     }
 }
@@ -212,6 +301,14 @@ impl From<anyhow::Error> for Failure {
 }
 
 impl Failure {
+    /// Names the region an upstream failure happened in.
+    fn in_region(self, region: Option<&str>) -> Failure {
+        match self {
+            Failure::Upstream(error, None) => Failure::Upstream(error, region.map(str::to_owned)),
+            other => other,
+        }
+    }
+
     fn into_response(self, route: &str) -> Response {
         match self {
             Failure::BadInput(message) => io::text(400, &message),
@@ -219,12 +316,9 @@ impl Failure {
                 eprintln!("scaler {route}: configuration: {error:#}");
                 io::text(500, &format!("the scaler is misconfigured: {error:#}"))
             }
-            Failure::Upstream(error) => {
+            Failure::Upstream(error, region) => {
                 eprintln!("scaler {route}: {error}");
-                let mut response = scale_reply(&ScaleReply::Failed {
-                    code: error.code().to_owned(),
-                    message: error.to_string(),
-                });
+                let mut response = scale_reply(&ScaleReply::from_error(&error, region.as_deref()));
                 if let Some(seconds) = error.retry_after_s() {
                     response.set_header("retry-after", seconds.to_string());
                 }
@@ -232,9 +326,10 @@ impl Failure {
             }
             Failure::Unreachable(error) => {
                 eprintln!("scaler {route}: {error:#}");
-                scale_reply(&ScaleReply::Failed {
+                scale_reply(&ScaleReply::Retry {
                     code: "Unreachable".into(),
                     message: format!("{error:#}"),
+                    retry_after_s: None,
                 })
             }
         }
@@ -267,27 +362,48 @@ mod tests {
     #[test]
     fn update_outcomes_become_replies() {
         assert_eq!(
-            from_update(vmss::UpdateOutcome::Done),
+            from_update(vmss::UpdateOutcome::Done, None),
             ScaleReply::Succeeded
         );
         assert_eq!(
-            from_update(vmss::UpdateOutcome::Pending {
-                poll_url: "https://op".into(),
-                retry_after_s: None
-            }),
+            from_update(
+                vmss::UpdateOutcome::Pending {
+                    poll_url: "https://op".into(),
+                    retry_after_s: None
+                },
+                None
+            ),
             ScaleReply::InProgress {
                 operation: "https://op".into(),
                 retry_after_s: DEFAULT_RETRY_AFTER_S
             }
         );
         assert_eq!(
-            from_update(vmss::UpdateOutcome::Pending {
-                poll_url: "https://op".into(),
-                retry_after_s: Some(3)
-            }),
+            from_update(
+                vmss::UpdateOutcome::Pending {
+                    poll_url: "https://op".into(),
+                    retry_after_s: Some(3)
+                },
+                None
+            ),
             ScaleReply::InProgress {
                 operation: "https://op".into(),
                 retry_after_s: 3
+            }
+        );
+        // An update that ends without capacity asks for another size, naming the region.
+        assert_eq!(
+            from_update(
+                vmss::UpdateOutcome::Failed {
+                    code: "AllocationFailed".into(),
+                    message: "no capacity".into()
+                },
+                Some("westeurope")
+            ),
+            ScaleReply::NoCapacity {
+                code: "AllocationFailed".into(),
+                message: "no capacity".into(),
+                region: Some("westeurope".into())
             }
         );
     }
@@ -311,31 +427,61 @@ mod tests {
     }
 
     #[test]
-    fn azure_failures_are_502_with_retry_after() {
-        let failure = Failure::Upstream(ArmError::Cloud {
-            status: 429,
-            code: "TooManyRequests".into(),
-            message: "slow down".into(),
-            retry_after_s: Some(20),
-        });
+    fn throttling_is_a_retry_after_what_azure_said() {
+        let failure = Failure::Upstream(
+            ArmError::Cloud {
+                status: 429,
+                code: "TooManyRequests".into(),
+                message: "slow down".into(),
+                retry_after_s: Some(20),
+            },
+            None,
+        );
         let response = failure.into_response("/capacity");
         assert_eq!(*response.status(), 502);
         assert_eq!(
             response.header("retry-after").and_then(|v| v.as_str()),
             Some("20")
         );
-        assert!(
-            matches!(reply_of(&response), ScaleReply::Failed { code, .. } if code == "TooManyRequests")
-        );
+        assert!(matches!(
+            reply_of(&response),
+            ScaleReply::Retry { code, retry_after_s: Some(20), .. } if code == "TooManyRequests"
+        ));
+        let unreachable = Failure::Unreachable(anyhow::anyhow!("connection refused"));
+        assert!(matches!(
+            reply_of(&unreachable.into_response("/capacity")),
+            ScaleReply::Retry { .. }
+        ));
+    }
+
+    #[test]
+    fn sku_not_available_asks_for_another_size_in_the_region() {
+        let failure = Failure::Upstream(
+            ArmError::Cloud {
+                status: 409,
+                code: "SkuNotAvailable".into(),
+                message: "The requested tier is currently not available".into(),
+                retry_after_s: None,
+            },
+            None,
+        )
+        .in_region(Some("westeurope"));
+        assert!(matches!(
+            reply_of(&failure.into_response("/capacity")),
+            ScaleReply::NoCapacity { region: Some(r), .. } if r == "westeurope"
+        ));
     }
 
     #[test]
     fn entra_failures_keep_entra_codes() {
-        let failure = Failure::Upstream(ArmError::Entra {
-            status: 401,
-            code: "invalid_client".into(),
-            description: "AADSTS7000215: Invalid client secret provided.".into(),
-        });
+        let failure = Failure::Upstream(
+            ArmError::Entra {
+                status: 401,
+                code: "invalid_client".into(),
+                description: "AADSTS7000215: Invalid client secret provided.".into(),
+            },
+            None,
+        );
         let response = failure.into_response("/instance");
         assert_eq!(*response.status(), 502);
         assert!(

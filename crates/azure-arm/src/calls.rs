@@ -40,7 +40,8 @@ pub const SCALER_CALLS: &[ArmCall] = &[
         action: "Microsoft.Compute/virtualMachineScaleSets/read",
         scope: Scope::ScaleSet,
     },
-    // `ScaleSet::set_capacity_request` (and, later, the size: `sku.name` is the same write).
+    // `ScaleSet::set_capacity_request`: capacity, and the size (`sku.name`) when a spot size has
+    // no capacity and the next one is tried; the same write.
     ArmCall {
         method: "PATCH",
         path: SCALE_SET,
@@ -134,7 +135,8 @@ mod tests {
         let group = "/subscriptions/sub/resourceGroups/rg/providers";
         vec![
             set.get_request(&token).unwrap(),
-            set.set_capacity_request(&token, 1).unwrap(),
+            set.set_capacity_request(&token, 1, Some("Standard_D2s_v5"))
+                .unwrap(),
             operation.request(&token).unwrap(),
             set.vm_list_request(&token).unwrap(),
             set.resource_request(

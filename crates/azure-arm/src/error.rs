@@ -59,16 +59,18 @@ impl ArmError {
     }
 }
 
-/// The `Retry-After` header in seconds. ARM sends delta-seconds; an HTTP date is not expected
-/// from it and is ignored rather than guessed at.
+/// The `Retry-After` header in seconds. ARM sends delta-seconds; an HTTP date (RFC 9110 allows
+/// it) is read against the response's own `Date`, so that no local clock is needed and a skewed
+/// one does not matter. A date without a `Date` header to compare with is not guessed at.
 pub(crate) fn retry_after_s(headers: &http::HeaderMap) -> Option<u32> {
-    headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    let value = header_str(headers, "retry-after")?;
+    if let Ok(seconds) = value.parse() {
+        return Some(seconds);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let sent = httpdate::parse_http_date(header_str(headers, "date")?).ok()?;
+    let wait = at.duration_since(sent).unwrap_or_default();
+    Some(u32::try_from(wait.as_secs()).unwrap_or(u32::MAX))
 }
 
 /// A header's value as text, if present and readable.
@@ -217,12 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn http_date_retry_after_is_ignored() {
+    fn http_date_retry_after_is_read_against_the_response_date() {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             "retry-after",
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
-        assert_eq!(retry_after_s(&headers), None);
+        assert_eq!(retry_after_s(&headers), None, "no Date to compare with");
+        headers.insert("date", "Wed, 21 Oct 2015 07:27:15 GMT".parse().unwrap());
+        assert_eq!(retry_after_s(&headers), Some(45));
+        headers.insert("date", "Wed, 21 Oct 2015 07:29:00 GMT".parse().unwrap());
+        assert_eq!(retry_after_s(&headers), Some(0), "already past");
     }
 }

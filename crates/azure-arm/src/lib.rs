@@ -15,6 +15,7 @@
 pub mod calls;
 pub mod entra;
 mod error;
+pub mod failure;
 pub mod instance;
 pub mod operation;
 pub mod scaler_api;
@@ -22,6 +23,7 @@ pub mod vmss;
 
 pub use entra::{AccessToken, ClientCredentials};
 pub use error::ArmError;
+pub use failure::FailureKind;
 pub use instance::InstanceLookup;
 pub use operation::{OperationStatus, OperationUrl};
 pub use vmss::{ProvisioningState, ScaleSet, UpdateOutcome, Vmss};

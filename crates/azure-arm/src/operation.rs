@@ -37,6 +37,15 @@ impl OperationUrl {
         &self.0
     }
 
+    /// The region of a Compute operation URL (`…/locations/{region}/operations/{id}`), for
+    /// messages about capacity there.
+    pub fn location(&self) -> Option<&str> {
+        let path = self.0.split(['?', '#']).next()?;
+        let mut segments = path.split('/');
+        segments.find(|s| s.eq_ignore_ascii_case("locations"))?;
+        segments.next().filter(|s| !s.is_empty())
+    }
+
     /// `GET` the operation (or resource) with the bearer token.
     pub fn request(&self, token: &AccessToken) -> Result<http::Request<Vec<u8>>, ArmError> {
         authorized(http::Method::GET, &self.0, token, Vec::new())
@@ -140,6 +149,28 @@ impl StatusBody {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod location_tests {
+    use super::*;
+
+    #[test]
+    fn the_region_comes_from_the_operation_url() {
+        let arm = "https://management.azure.com";
+        let url = OperationUrl::parse(
+            "https://management.azure.com/subscriptions/s/providers/Microsoft.Compute/locations/westeurope/operations/o?api-version=2024-11-01",
+            arm,
+        )
+        .unwrap();
+        assert_eq!(url.location(), Some("westeurope"));
+        let resource = OperationUrl::parse(
+            "https://management.azure.com/subscriptions/s/resourceGroups/g?x=/locations/y/",
+            arm,
+        )
+        .unwrap();
+        assert_eq!(resource.location(), None);
     }
 }
 

@@ -53,13 +53,19 @@ impl ScaleSet {
         authorized(http::Method::GET, &self.resource_url(), token, Vec::new())
     }
 
-    /// `PATCH` `{"sku":{"capacity":N}}`.
+    /// `PATCH` `{"sku":{"capacity":N}}`, with `"name"` too when the VM size changes (a spot
+    /// size without capacity, replaced by the next on the owner's list).
     pub fn set_capacity_request(
         &self,
         token: &AccessToken,
         capacity: u32,
+        size: Option<&str>,
     ) -> Result<http::Request<Vec<u8>>, ArmError> {
-        let body = serde_json::json!({ "sku": { "capacity": capacity } }).to_string();
+        let mut sku = serde_json::json!({ "capacity": capacity });
+        if let Some(size) = size {
+            sku["name"] = size.into();
+        }
+        let body = serde_json::json!({ "sku": sku }).to_string();
         authorized(
             http::Method::PATCH,
             &self.resource_url(),
@@ -173,6 +179,10 @@ impl ProvisioningState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vmss {
     pub capacity: u32,
+    /// The VM size (`sku.name`).
+    pub size: Option<String>,
+    /// The region, for messages about capacity there.
+    pub location: Option<String>,
     pub provisioning_state: Option<ProvisioningState>,
 }
 
@@ -181,11 +191,13 @@ pub struct Vmss {
 #[derive(Deserialize, Default)]
 pub(crate) struct ResourceBody {
     sku: Option<Sku>,
+    location: Option<String>,
     properties: Option<ResourceProperties>,
 }
 
 #[derive(Deserialize)]
 struct Sku {
+    name: Option<String>,
     capacity: Option<u32>,
 }
 
@@ -215,6 +227,8 @@ pub fn parse_vmss(response: &http::Response<Vec<u8>>) -> Result<Vmss, ArmError> 
         .ok_or_else(|| ArmError::unexpected(response, "the scale set has no sku.capacity"))?;
     Ok(Vmss {
         capacity,
+        size: body.sku.as_ref().and_then(|sku| sku.name.clone()),
+        location: body.location.clone(),
         provisioning_state: body.provisioning_state(),
     })
 }
@@ -322,13 +336,21 @@ mod tests {
     }
 
     #[test]
-    fn patch_sends_only_the_capacity() {
-        let request = scale_set().set_capacity_request(&token(), 1).unwrap();
+    fn patch_sends_the_capacity_and_a_new_size_only_when_asked() {
+        let request = scale_set().set_capacity_request(&token(), 1, None).unwrap();
         assert_eq!(request.method(), http::Method::PATCH);
         assert_eq!(request.uri().to_string(), scale_set().resource_url());
         assert_eq!(request.headers()["content-type"], "application/json");
         let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
         assert_eq!(body, serde_json::json!({"sku": {"capacity": 1}}));
+        let resized = scale_set()
+            .set_capacity_request(&token(), 1, Some("Standard_D2s_v5"))
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(resized.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"sku": {"capacity": 1, "name": "Standard_D2s_v5"}})
+        );
     }
 
     #[test]
@@ -374,6 +396,8 @@ mod tests {
         let body = response_body("arm/vmss-get.json", "200");
         let vmss = parse_vmss(&response(200, &[], body)).unwrap();
         assert_eq!(vmss.capacity, 4);
+        assert_eq!(vmss.size.as_deref(), Some("Standard_D2s_v3"));
+        assert_eq!(vmss.location.as_deref(), Some("westus"));
         assert_eq!(vmss.provisioning_state, Some(ProvisioningState::Succeeded));
     }
 

@@ -72,22 +72,75 @@ fn truncate(content: &str) -> String {
     cut
 }
 
-/// How long Discord asks us to wait after a 429, from `Retry-After` or the body's `retry_after`.
-pub fn retry_after_s(response: &http::Response<Vec<u8>>) -> Option<f64> {
-    if response.status() != http::StatusCode::TOO_MANY_REQUESTS {
-        return None;
+/// What became of a message sent to Discord, and what to do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Delivered,
+    /// Rate limited: again after this many seconds.
+    RateLimited {
+        retry_after_s: f64,
+    },
+    /// `10008 Unknown Message` on `@original`: the edit overtook the interaction's initial
+    /// response, which Discord has not stored yet. Again shortly.
+    NotYet,
+    /// Discord's own trouble (5xx): again later.
+    Unavailable {
+        status: u16,
+    },
+    /// The reply's token expired (15 minutes) or the channel is gone: this will never arrive.
+    Gone {
+        code: Option<u64>,
+    },
+    /// Refused for good (a wrong bot token, no access, a body it will not take).
+    Refused {
+        status: u16,
+        detail: String,
+    },
+}
+
+/// Reads Discord's answer to a message.
+pub fn delivery(response: &http::Response<Vec<u8>>) -> Delivery {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+    let code = body.get("code").and_then(serde_json::Value::as_u64);
+    match status {
+        200..=299 => Delivery::Delivered,
+        429 => Delivery::RateLimited {
+            retry_after_s: retry_after_s(response, &body).unwrap_or(1.0),
+        },
+        404 if code == Some(UNKNOWN_MESSAGE) => Delivery::NotYet,
+        404 => Delivery::Gone { code },
+        500..=599 => Delivery::Unavailable { status },
+        _ => Delivery::Refused {
+            status,
+            detail: body
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(
+                    || format!("HTTP {status}"),
+                    |m| m.chars().take(200).collect(),
+                ),
+        },
     }
-    let header = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    header.or_else(|| {
-        serde_json::from_slice::<serde_json::Value>(response.body())
-            .ok()?
-            .get("retry_after")?
-            .as_f64()
-    })
+}
+
+/// Discord's code for "Unknown Message".
+const UNKNOWN_MESSAGE: u64 = 10008;
+
+/// How long Discord asks us to wait after a 429: `X-RateLimit-Reset-After` (with decimals),
+/// `Retry-After`, or the body's `retry_after`.
+fn retry_after_s(response: &http::Response<Vec<u8>>, body: &serde_json::Value) -> Option<f64> {
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    header("x-ratelimit-reset-after")
+        .or_else(|| header("retry-after"))
+        .or_else(|| body.get("retry_after")?.as_f64())
+        .filter(|s| s.is_finite() && *s >= 0.0)
 }
 
 #[cfg(test)]
@@ -129,18 +182,57 @@ mod tests {
         );
     }
 
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response<Vec<u8>> {
+        let mut builder = http::Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(body.as_bytes().to_vec()).unwrap()
+    }
+
     #[test]
     fn reads_retry_after_from_the_contract_429() {
         let text = include_str!(
             "../../../../shared/contracts/examples/discord/rate-limit-429-user.http.txt"
         );
         let body = &text[text.find('{').unwrap()..];
-        let response = http::Response::builder()
-            .status(429)
-            .body(body.as_bytes().to_vec())
-            .unwrap();
-        assert!(retry_after_s(&response).unwrap() > 0.0);
-        let ok = http::Response::builder().status(200).body(vec![]).unwrap();
-        assert_eq!(retry_after_s(&ok), None);
+        // The contract's headers say 64.57 s to the bucket's reset; the body says the same.
+        let with_headers = answer(
+            429,
+            &[("retry-after", "65"), ("x-ratelimit-reset-after", "64.57")],
+            body,
+        );
+        assert_eq!(
+            delivery(&with_headers),
+            Delivery::RateLimited {
+                retry_after_s: 64.57
+            }
+        );
+        assert_eq!(
+            delivery(&answer(429, &[], body)),
+            Delivery::RateLimited {
+                retry_after_s: 64.57
+            }
+        );
+        assert_eq!(delivery(&answer(200, &[], "{}")), Delivery::Delivered);
+    }
+
+    #[test]
+    fn tells_an_early_edit_from_a_lost_reply() {
+        let early = r#"{"message": "Unknown Message", "code": 10008}"#;
+        assert_eq!(delivery(&answer(404, &[], early)), Delivery::NotYet);
+        let expired = r#"{"message": "Unknown Webhook", "code": 10015}"#;
+        assert_eq!(
+            delivery(&answer(404, &[], expired)),
+            Delivery::Gone { code: Some(10015) }
+        );
+        assert_eq!(
+            delivery(&answer(503, &[], "<html>")),
+            Delivery::Unavailable { status: 503 }
+        );
+        assert!(matches!(
+            delivery(&answer(401, &[], r#"{"message": "401: Unauthorized", "code": 0}"#)),
+            Delivery::Refused { status: 401, detail } if detail == "401: Unauthorized"
+        ));
     }
 }

@@ -8,12 +8,14 @@
 //! (save timeout, silence, instance checks) run on the tick.
 
 mod messages;
+mod operation;
+mod outbox;
 mod state;
 mod stop;
+mod timers;
 
-pub use state::{
-    Effect, EffectKind, Input, Lease, Operation, ScaleOutcome, ServerState, Settings, Status,
-};
+pub use outbox::{Applied, Effect, EffectKind};
+pub use state::{Input, Lease, Operation, ScaleOutcome, ServerState, Settings, Status};
 pub use stop::{LostReason, Stop, StopCause, StopPhase};
 
 #[cfg(test)]

@@ -13,8 +13,18 @@ pub(crate) fn starting(who: &str) -> String {
     format!("⏳ Starting the server for {who}… asking Azure for a VM.")
 }
 
-pub(crate) fn saving(who: &str) -> String {
-    format!("🛑 Stopping the server for {who}… 💾 saving the world first.")
+/// The first message of a stop that saves first.
+pub(crate) fn saving(state: &ServerState) -> String {
+    match state.stop.as_ref().map(|s| &s.cause) {
+        Some(StopCause::Command { by }) => {
+            format!("🛑 Stopping the server for {by}… 💾 saving the world first.")
+        }
+        Some(StopCause::Idle) => format!(
+            "💤 Nobody has been online for {}: saving the world and stopping the server…",
+            duration(state.settings.idle_ms)
+        ),
+        _ => "💾 Saving the world…".into(),
+    }
 }
 
 pub(crate) fn stopping_before_ready(who: &str) -> String {
@@ -35,6 +45,12 @@ pub(crate) fn ready(state: &ServerState) -> String {
     }
     if let Some(code) = &state.join_code {
         text.push_str(&format!(", crossplay join code {code}"));
+    }
+    // Which size runs, when it is not the first choice (that one had no spot capacity).
+    if let Some(size) = state.size.as_deref() {
+        if state.settings.vm_sizes.first().map(String::as_str) != Some(size) {
+            text.push_str(&format!(" — running on a spot {}", short_size(size)));
+        }
     }
     text
 }
@@ -68,10 +84,126 @@ pub(crate) fn stopped(state: &ServerState) -> String {
             "☁️ Azure took the spot VM; /start to play again.".into()
         }
         Some(StopCause::Lost { .. }) => "💤 Server stopped; /start to play again.".into(),
+        Some(StopCause::Idle) => format!(
+            "💤 Server stopped after {} without players; /start to play again.",
+            duration(state.settings.idle_ms)
+        ),
+        Some(StopCause::StartFailed { reason }) => {
+            format!("❌ {reason} Nothing is billed; /start to try again.")
+        }
         Some(StopCause::Command { .. }) | None => {
             "💤 Server stopped; nothing is billed until the next /start.".into()
         }
     }
+}
+
+/// A failure that ended the start or the stop at once.
+pub(crate) fn failed(reason: &str) -> String {
+    format!("❌ {reason}")
+}
+
+pub(crate) fn could_not_start(detail: &str) -> String {
+    format!("Could not start the server: {}.", sentence(detail))
+}
+
+pub(crate) fn stop_refused(detail: &str) -> String {
+    format!(
+        "Azure refused to stop the VM ({}); it may still be running and billing. Look in the Azure portal, then /stop again.",
+        sentence(detail)
+    )
+}
+
+pub(crate) fn kept_refusing(detail: &str) -> String {
+    format!("Azure kept answering \"not now\" ({})", sentence(detail))
+}
+
+pub(crate) fn waiting_for_azure(detail: &str, delay_ms: u64) -> String {
+    format!(
+        "⏳ Azure asked us to wait ({}); trying again in {}…",
+        code_of(detail),
+        duration(delay_ms)
+    )
+}
+
+pub(crate) fn no_capacity(
+    tried: Option<&str>,
+    region: Option<&str>,
+    detail: &str,
+    next: &str,
+) -> String {
+    format!(
+        "🔁 Azure has no spot {}{} right now ({}); trying a spot {}…",
+        tried.map_or("VM".to_owned(), short_size),
+        region.map(|r| format!(" in {r}")).unwrap_or_default(),
+        code_of(detail),
+        short_size(next)
+    )
+}
+
+pub(crate) fn no_capacity_anywhere(
+    sizes: &[String],
+    tried: Option<&str>,
+    region: Option<&str>,
+) -> String {
+    let sizes: Vec<String> = if sizes.is_empty() {
+        tried.into_iter().map(short_size).collect()
+    } else {
+        sizes.iter().map(|s| short_size(s)).collect()
+    };
+    let which = if sizes.is_empty() {
+        "the VM size".to_owned()
+    } else {
+        sizes.join(", ")
+    };
+    format!(
+        "Azure has no spot capacity for {which}{} right now. Try again later, or add VM sizes to vm_sizes.",
+        region.map(|r| format!(" in {r}")).unwrap_or_default()
+    )
+}
+
+/// Why a start that was not ready in time is given up: what was seen last.
+pub(crate) fn start_timed_out(state: &ServerState) -> String {
+    let limit = duration(state.settings.start_timeout_ms);
+    let seen = match state.status {
+        Status::Booting => {
+            let heard = if state.last_heard_ms == 0 {
+                "the agent never reported".to_owned()
+            } else {
+                format!(
+                    "the agent last reported {} ago",
+                    duration(state.now_ms.saturating_sub(state.last_heard_ms))
+                )
+            };
+            format!(
+                "the VM came up{} but the game never said it was ready ({heard})",
+                state
+                    .public_ip
+                    .as_deref()
+                    .map(|ip| format!(" at {ip}"))
+                    .unwrap_or_default()
+            )
+        }
+        _ => match state
+            .operation
+            .as_ref()
+            .and_then(|o| o.last_problem.as_deref())
+        {
+            Some(problem) => format!(
+                "Azure had not made the VM yet (it said {})",
+                code_of(problem)
+            ),
+            None => "Azure had not made the VM yet".to_owned(),
+        },
+    };
+    format!("The server was not ready within {limit}: {seen}.")
+}
+
+pub(crate) fn idle_warning(idle_for_ms: u64, left_ms: u64) -> String {
+    format!(
+        "🕰️ Nobody has been online for {}; the server stops in {} unless someone joins.",
+        duration(idle_for_ms),
+        duration(left_ms)
+    )
 }
 
 pub(crate) fn eviction(kind: EvictionKind, not_before: &str) -> String {
@@ -110,16 +242,13 @@ pub(crate) fn lost(reason: LostReason, state: &ServerState) -> String {
     }
 }
 
-pub(crate) fn scale_failed(capacity: u32, message: &str) -> String {
-    if capacity > 0 {
-        format!("❌ Could not start the server: {message}")
+pub(crate) fn joined(character: &str, online: usize, stays_up: bool) -> String {
+    let stays = if stays_up {
+        "; the server stays up"
     } else {
-        format!("❌ Azure refused to stop the VM ({message}); trying again every minute.")
-    }
-}
-
-pub(crate) fn joined(character: &str, online: usize) -> String {
-    format!("⚔️ {character} joined ({online} online)")
+        ""
+    };
+    format!("⚔️ {character} joined ({online} online){stays}")
 }
 
 pub(crate) fn left(character: &str, online: usize) -> String {
@@ -127,16 +256,44 @@ pub(crate) fn left(character: &str, online: usize) -> String {
 }
 
 pub(crate) fn already(state: &ServerState) -> String {
-    format!("ℹ️ Nothing to do: {}", status(state))
+    match state.status {
+        Status::Starting | Status::Booting => format!("ℹ️ Already {}", status(state)),
+        _ => format!("ℹ️ Nothing to do: {}", status(state)),
+    }
 }
 
 pub(crate) fn status(state: &ServerState) -> String {
+    let since = |at: u64| duration(state.now_ms.saturating_sub(at));
     match state.status {
         Status::Stopped => "The server is stopped. Use /start to play.".into(),
-        Status::Starting => "The server is starting: waiting for Azure.".into(),
+        Status::Failed => format!(
+            "⚠️ {} Use /start to try again.",
+            state
+                .failure
+                .as_deref()
+                .unwrap_or("The last start or stop failed.")
+        ),
+        Status::Starting => {
+            let mut text = format!(
+                "starting, {} in: waiting for Azure to make the VM",
+                since(state.start_began_ms)
+            );
+            if let Some(size) = &state.size {
+                text.push_str(&format!(" (a spot {})", short_size(size)));
+            }
+            if let Some(problem) = state
+                .operation
+                .as_ref()
+                .and_then(|o| o.last_problem.as_deref())
+            {
+                text.push_str(&format!("; Azure asked us to wait ({})", code_of(problem)));
+            }
+            text + "."
+        }
         Status::Booting => format!(
-            "The server is loading the world at {}.",
-            state.public_ip.as_deref().unwrap_or("?")
+            "starting, {} in: {}",
+            since(state.start_began_ms),
+            vm_up(state).trim_start_matches("🖥️ ")
         ),
         Status::Running => {
             let players = if state.players.is_empty() {
@@ -213,6 +370,24 @@ fn plural(n: u64, unit: &str) -> String {
     } else {
         format!("{n} {unit}s")
     }
+}
+
+/// `Standard_D2as_v5` → `D2as_v5`: the part players recognise.
+fn short_size(size: &str) -> String {
+    size.strip_prefix("Standard_").unwrap_or(size).to_owned()
+}
+
+/// The code of a `code: message` detail, for short messages.
+fn code_of(detail: &str) -> &str {
+    detail
+        .split_once(": ")
+        .map_or(detail, |(code, _)| code)
+        .trim()
+}
+
+/// A detail without its closing full stop, to end a sentence of ours.
+fn sentence(detail: &str) -> &str {
+    detail.trim().trim_end_matches('.')
 }
 
 fn address(state: &ServerState) -> String {

@@ -6,12 +6,11 @@ use heimdall_events::{
 use serde::{Deserialize, Serialize};
 
 use crate::messages;
+use crate::outbox::{Applied, Effect};
 use crate::stop::{LostReason, Stop, StopCause, StopPhase};
 
 /// How many recent event ids are remembered to drop redeliveries.
 const REMEMBERED_EVENTS: usize = 64;
-/// A cap on the outbox, so that an unreachable Discord cannot grow the entity without bound.
-const MAX_OUTBOX: usize = 32;
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -26,6 +25,9 @@ pub enum Status {
     /// On the way to capacity 0: saving the world first, waiting for Azure to take the VM, or
     /// scaling in (see [`Stop`]).
     Stopping,
+    /// The last start or stop failed (`ServerState::failure` says why); /start and /stop are
+    /// allowed again.
+    Failed,
 }
 
 impl Status {
@@ -36,12 +38,13 @@ impl Status {
             Status::Booting => "booting",
             Status::Running => "running",
             Status::Stopping => "stopping",
+            Status::Failed => "failed",
         }
     }
 }
 
 /// What the owner configures; not stored with the state (the shell sets it on every load).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub game_port: u16,
     /// How long a stop waits for the agent to report the game stopped before scaling in anyway.
@@ -53,6 +56,12 @@ pub struct Settings {
     pub instance_check_ms: u64,
     /// How long to wait for Azure to take an evicted VM before scaling in ourselves.
     pub eviction_wait_ms: u64,
+    /// Nobody online this long stops the server; 0 turns it off.
+    pub idle_ms: u64,
+    /// A start not ready within this long is given up.
+    pub start_timeout_ms: u64,
+    /// Spot VM sizes in the order to try them; empty: the scale set's own, nothing else.
+    pub vm_sizes: Vec<String>,
 }
 
 impl Default for Settings {
@@ -63,6 +72,9 @@ impl Default for Settings {
             silence_timeout_ms: 15 * 60_000,
             instance_check_ms: 5 * 60_000,
             eviction_wait_ms: 10 * 60_000,
+            idle_ms: 20 * 60_000,
+            start_timeout_ms: 15 * 60_000,
+            vm_sizes: Vec::new(),
         }
     }
 }
@@ -71,51 +83,58 @@ impl Default for Settings {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
     pub capacity: u32,
+    /// The VM size asked for with it; `None`: the scale set's own.
+    #[serde(default)]
+    pub size: Option<String>,
     /// The `Azure-AsyncOperation` URL; `None` until the scale request was accepted.
     pub poll_url: Option<String>,
+    /// Times Azure answered "not now".
+    #[serde(default)]
+    pub retries: u32,
+    /// Not to be asked again before this (ms): `Retry-After`, a poll interval or a backoff.
+    #[serde(default)]
+    pub not_before_ms: u64,
+    /// What Azure said last when it answered "not now", for players who ask.
+    #[serde(default)]
+    pub last_problem: Option<String>,
 }
 
-/// Something the shell must do. `id` is stable, so the shell can report it done after a retry.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct Effect {
-    pub id: String,
-    /// When it was decided (ms since the Unix epoch): only stale effects are retried, so that a
-    /// retry never races the invocation that is carrying the effect out right now.
-    pub at_ms: u64,
-    pub kind: EffectKind,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(tag = "effect", rename_all = "kebab-case")]
-pub enum EffectKind {
-    /// Edit the reply to a slash command (progress of /start, /stop, the answer to /status).
-    EditReply {
-        reply: InteractionReply,
-        content: String,
-    },
-    /// Post in the channel where the server was last commanded.
-    PostMessage { channel_id: String, content: String },
-    /// Ask the scaler for this capacity; its answer comes back as [`Input::Scaled`].
-    Scale { capacity: u32 },
-    /// Ask the scaler how the operation goes; the answer comes back as [`Input::Scaled`].
-    PollOperation { capacity: u32, poll_url: String },
-    /// Ask the scaler for the instance; the answer comes back as [`Input::Instance`].
-    LookupInstance,
-    /// Put a "save and stop" message on the control queue for the agent on `vm_name`. `id` is
-    /// the control message's id, the same on every retry.
-    SaveAndStop {
-        id: String,
-        vm_name: Option<String>,
-        requested_by: String,
-    },
+impl Operation {
+    pub(crate) fn new(capacity: u32, size: Option<String>) -> Operation {
+        Operation {
+            capacity,
+            size,
+            poll_url: None,
+            retries: 0,
+            not_before_ms: 0,
+            last_problem: None,
+        }
+    }
 }
 
 /// What the scaler answered to a scale request or a poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScaleOutcome {
     Succeeded,
-    InProgress { poll_url: String },
-    Failed { message: String },
+    InProgress {
+        poll_url: String,
+        /// When to poll again.
+        retry_after_ms: u64,
+    },
+    /// Not now: throttled, busy, Azure's own trouble, unreachable.
+    Retry {
+        reason: String,
+        retry_after_ms: Option<u64>,
+    },
+    /// No spot capacity (or quota) for the size asked.
+    NoCapacity {
+        reason: String,
+        region: Option<String>,
+    },
+    /// For good.
+    Failed {
+        message: String,
+    },
 }
 
 /// What changes the state.
@@ -151,10 +170,19 @@ pub struct ServerState {
     /// When `status` last changed (ms since the Unix epoch).
     #[serde(default)]
     pub status_since_ms: u64,
+    /// When the last /start was accepted.
+    #[serde(default)]
+    pub start_began_ms: u64,
+    /// Why the last start or stop failed (while `Failed`).
+    #[serde(default)]
+    pub failure: Option<String>,
     pub public_ip: Option<String>,
     /// The VM the agent reported; control messages are addressed to it.
     #[serde(default)]
     pub vm_name: Option<String>,
+    /// The VM size of this start (the first of the owner's list, or one after it).
+    #[serde(default)]
+    pub size: Option<String>,
     pub world: Option<String>,
     pub join_code: Option<String>,
     /// Characters online, in the order they joined.
@@ -179,6 +207,12 @@ pub struct ServerState {
     /// The last time Azure was asked whether the VM still exists.
     #[serde(default)]
     pub instance_checked_ms: u64,
+    /// Since when nobody has been online, while running.
+    #[serde(default)]
+    pub idle_since_ms: Option<u64>,
+    /// Players were told that the server stops soon for want of them.
+    #[serde(default)]
+    pub idle_warned: bool,
     pub recent_events: VecDeque<String>,
     /// Effects decided but not yet reported done by the shell.
     pub outbox: Vec<Effect>,
@@ -192,6 +226,12 @@ pub struct ServerState {
     /// The time of the input being applied (not stored).
     #[serde(skip)]
     pub(crate) now_ms: u64,
+    /// The ids of the effects decided while applying the input (not stored).
+    #[serde(skip)]
+    pub(crate) pushed: Vec<String>,
+    /// Messages pushed out of a full outbox while applying the input (not stored).
+    #[serde(skip)]
+    pub(crate) dropped: Vec<Effect>,
 }
 
 impl ServerState {
@@ -204,9 +244,8 @@ impl ServerState {
 
     /// Applies an input; the new effects are appended to the outbox and also returned.
     /// A queue event seen before returns no effects and changes nothing.
-    pub fn apply(&mut self, input: Input, now_ms: u64) -> Vec<Effect> {
+    pub fn apply(&mut self, input: Input, now_ms: u64) -> Applied {
         self.now_ms = now_ms;
-        let before = self.outbox.len();
         match input {
             Input::Event(envelope) => self.event(*envelope),
             Input::Scaled { capacity, outcome } => self.scaled(capacity, outcome),
@@ -214,21 +253,17 @@ impl ServerState {
         }
         // The time is for this input only; leaving it would make every state look changed.
         self.now_ms = 0;
-        self.outbox[before..].to_vec()
-    }
-
-    /// The shell carried out these effects: drop them from the outbox.
-    pub fn done(&mut self, ids: &[String]) {
-        self.outbox.retain(|e| !ids.contains(&e.id));
-    }
-
-    /// Effects decided at least `age_ms` ago and still not done: the shell's retries.
-    pub fn stale_effects(&self, now_ms: u64, age_ms: u64) -> Vec<Effect> {
-        self.outbox
+        let pushed = std::mem::take(&mut self.pushed);
+        let effects = self
+            .outbox
             .iter()
-            .filter(|e| now_ms.saturating_sub(e.at_ms) >= age_ms)
+            .filter(|e| pushed.contains(&e.id))
             .cloned()
-            .collect()
+            .collect();
+        Applied {
+            effects,
+            dropped: std::mem::take(&mut self.dropped),
+        }
     }
 
     /// Takes the drain lease for `owner` unless someone else holds it unexpired.
@@ -304,102 +339,30 @@ impl ServerState {
     }
 
     fn start(&mut self, command: Command) {
-        if self.status != Status::Stopped {
+        if !matches!(self.status, Status::Stopped | Status::Failed) {
             let content = messages::already(self);
             return self.edit(command.reply, content);
         }
         self.set_status(Status::Starting);
+        self.start_began_ms = self.now_ms;
+        self.failure = None;
         self.last_heard_ms = 0;
         self.last_saved_ms = None;
         self.ready_at_ms = None;
-        self.request_capacity(1);
+        self.size = self.settings.vm_sizes.first().cloned();
+        self.request_capacity(1, self.size.clone());
         self.progress_reply = Some(command.reply.clone());
         self.edit(command.reply, messages::starting(&command.requester.name));
     }
 
-    pub(crate) fn request_capacity(&mut self, capacity: u32) {
-        self.operation = Some(Operation {
-            capacity,
-            poll_url: None,
-        });
-        self.push(EffectKind::Scale { capacity });
-    }
-
-    /// The tick moves things along: an operation in flight, and the clock-driven rules of a
-    /// stop in progress and of a VM that should be there.
+    /// The tick moves things along: an operation in flight, and the rules that depend on the
+    /// clock (`crate::timers`).
     fn tick(&mut self) {
         self.follow_operation();
         match self.status {
             Status::Stopping => self.stop_tick(),
-            Status::Booting | Status::Running => self.watch_vm(),
-            Status::Stopped | Status::Starting => {}
-        }
-    }
-
-    /// Polls the operation, or re-sends a scale request that did not get through. Scale
-    /// requests are idempotent (the scaler compares with the current capacity).
-    fn follow_operation(&mut self) {
-        let Some(operation) = self.operation.clone() else {
-            return;
-        };
-        if self.scaler_call_queued() {
-            return; // still queued for the shell
-        }
-        match operation.poll_url {
-            Some(poll_url) => self.push(EffectKind::PollOperation {
-                capacity: operation.capacity,
-                poll_url,
-            }),
-            None => self.push(EffectKind::Scale {
-                capacity: operation.capacity,
-            }),
-        }
-    }
-
-    /// While a VM should exist: give up on an agent that went silent, and now and then ask
-    /// Azure whether the VM is still there.
-    fn watch_vm(&mut self) {
-        let heard = self.last_heard_ms.max(self.status_since_ms);
-        if self.now_ms.saturating_sub(heard) >= self.settings.silence_timeout_ms {
-            return self.lost(LostReason::Silent);
-        }
-        // Without the address there is nothing to tell players: ask on every tick until known.
-        let due = self.public_ip.is_none()
-            || self.now_ms.saturating_sub(self.instance_checked_ms)
-                >= self.settings.instance_check_ms;
-        if due && !self.scaler_call_queued() {
-            self.instance_checked_ms = self.now_ms;
-            self.push(EffectKind::LookupInstance);
-        }
-    }
-
-    pub(crate) fn scaler_call_queued(&self) -> bool {
-        self.outbox.iter().any(|e| is_scaler_call(&e.kind))
-    }
-
-    fn scaled(&mut self, capacity: u32, outcome: ScaleOutcome) {
-        let Some(operation) = self.operation.as_mut() else {
-            return; // a late answer for an operation already settled
-        };
-        if operation.capacity != capacity {
-            return; // the answer for an operation that a newer one replaced
-        }
-        match outcome {
-            ScaleOutcome::InProgress { poll_url } => operation.poll_url = Some(poll_url),
-            ScaleOutcome::Succeeded => {
-                self.operation = None;
-                if capacity > 0 {
-                    self.push(EffectKind::LookupInstance);
-                } else {
-                    self.stopped();
-                }
-            }
-            ScaleOutcome::Failed { message } if capacity > 0 => {
-                self.operation = None;
-                self.set_status(Status::Stopped);
-                self.progress(messages::scale_failed(capacity, &message));
-            }
-            ScaleOutcome::Failed { message } => self.scale_in_failed(&message),
+            Status::Starting | Status::Booting | Status::Running => self.watch(),
+            Status::Stopped | Status::Failed => {}
         }
     }
 
@@ -438,7 +401,7 @@ impl ServerState {
     }
 
     fn game(&mut self, event: GameEvent) {
-        if self.status == Status::Stopped {
+        if matches!(self.status, Status::Stopped | Status::Failed) {
             // A late word from a VM that is gone (its last heartbeat, a leave on shutdown).
             return;
         }
@@ -451,13 +414,15 @@ impl ServerState {
             GameEvent::ServerReady(ready) => self.ready(ready),
             GameEvent::PlayerJoined(player) => {
                 self.players.push(player.character.clone());
-                let content = messages::joined(&player.character, self.players.len());
+                let stays = self.someone_online();
+                let content = messages::joined(&player.character, self.players.len(), stays);
                 self.announce(content);
             }
             GameEvent::PlayerLeft(player) => {
                 if let Some(i) = self.players.iter().position(|p| *p == player.character) {
                     self.players.remove(i);
                 }
+                self.nobody_online_since_now();
                 let content = messages::left(&player.character, self.players.len());
                 self.announce(content);
             }
@@ -468,6 +433,11 @@ impl ServerState {
                 if self.status == Status::Running {
                     // The agent's reading of the log is the truth; a missed leave heals here.
                     self.players = beat.players;
+                    if self.players.is_empty() {
+                        self.nobody_online_since_now();
+                    } else {
+                        self.someone_online();
+                    }
                 }
             }
         }
@@ -475,7 +445,7 @@ impl ServerState {
 
     fn ready(&mut self, ready: ServerReady) {
         match self.status {
-            Status::Stopping | Status::Stopped => return,
+            Status::Stopping | Status::Stopped | Status::Failed => return,
             // Crossplay servers announce their join code in a second "ready": an update.
             Status::Running => return self.join_code_update(ready.join_code),
             Status::Starting | Status::Booting => {}
@@ -484,6 +454,7 @@ impl ServerState {
         self.ready_at_ms = Some(self.now_ms);
         self.world = ready.world_name.or(self.world.take());
         self.join_code = ready.join_code;
+        self.nobody_online_since_now();
         let content = messages::ready(self);
         self.progress(content.clone());
         self.progress_reply = None;
@@ -499,91 +470,51 @@ impl ServerState {
         self.announce(content);
     }
 
-    /// Everything of the session that ends when the VM goes.
+    /// Capacity is 0: everything of the session ends. A failed start ends as `Failed`, with
+    /// its reason, so that /status can say it.
     pub(crate) fn stopped(&mut self) {
         let farewell = messages::stopped(self);
-        self.set_status(Status::Stopped);
+        let failure = match self.stop.as_ref().map(|s| &s.cause) {
+            Some(StopCause::StartFailed { reason }) => Some(reason.clone()),
+            _ => None,
+        };
+        self.set_status(if failure.is_some() {
+            Status::Failed
+        } else {
+            Status::Stopped
+        });
+        self.failure = failure;
         self.stop = None;
+        self.operation = None;
         self.public_ip = None;
         self.vm_name = None;
         self.join_code = None;
         self.players.clear();
+        self.idle_since_ms = None;
+        self.idle_warned = false;
         self.tell(farewell);
+        self.progress_reply = None;
+    }
+
+    /// Ends in `Failed` at once (nothing to scale in): says why, where players look.
+    pub(crate) fn fail(&mut self, reason: String) {
+        let content = messages::failed(&reason);
+        self.set_status(Status::Failed);
+        self.failure = Some(reason);
+        self.stop = None;
+        self.operation = None;
+        self.tell(content);
         self.progress_reply = None;
     }
 
     /// Begins a stop: the status, and what is remembered about it.
     pub(crate) fn begin_stop(&mut self, cause: StopCause, phase: StopPhase) {
         self.set_status(Status::Stopping);
+        self.idle_since_ms = None;
         self.stop = Some(Stop {
             cause,
             phase,
             saved_ms: None,
-            scale_in_failures: 0,
         });
     }
-
-    /// Edits the reply of the /start or /stop in progress, if there is one.
-    pub(crate) fn progress(&mut self, content: String) {
-        if let Some(reply) = self.progress_reply.clone() {
-            self.edit(reply, content);
-        }
-    }
-
-    /// Edits the reply in progress, or says it in the channel when there is none.
-    pub(crate) fn tell(&mut self, content: String) {
-        if self.progress_reply.is_some() {
-            self.progress(content);
-        } else {
-            self.announce(content);
-        }
-    }
-
-    pub(crate) fn edit(&mut self, reply: InteractionReply, content: String) {
-        self.push(EffectKind::EditReply { reply, content });
-    }
-
-    pub(crate) fn announce(&mut self, content: String) {
-        if let Some(channel_id) = self.channel_id.clone() {
-            self.push(EffectKind::PostMessage {
-                channel_id,
-                content,
-            });
-        }
-    }
-
-    /// A fresh id for something this state creates (effects, control messages).
-    pub(crate) fn next_id(&mut self) -> u64 {
-        self.effects_created += 1;
-        self.effects_created
-    }
-
-    pub(crate) fn push(&mut self, kind: EffectKind) {
-        let n = self.next_id();
-        if self.outbox.len() >= MAX_OUTBOX {
-            // Keep scaler and control calls; drop the oldest message, stale by now anyway.
-            if let Some(i) = self.outbox.iter().position(|e| is_message(&e.kind)) {
-                self.outbox.remove(i);
-            }
-        }
-        self.outbox.push(Effect {
-            id: format!("e{n}"),
-            at_ms: self.now_ms,
-            kind,
-        });
-    }
-}
-
-fn is_scaler_call(kind: &EffectKind) -> bool {
-    matches!(
-        kind,
-        EffectKind::Scale { .. } | EffectKind::PollOperation { .. } | EffectKind::LookupInstance
-    )
-}
-
-fn is_message(kind: &EffectKind) -> bool {
-    matches!(
-        kind,
-        EffectKind::EditReply { .. } | EffectKind::PostMessage { .. }
-    )
 }

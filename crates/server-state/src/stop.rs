@@ -1,19 +1,21 @@
-//! How a running server comes down without losing the world.
+//! How a server comes down without losing the world.
 //!
 //! Valheim saves on a clean shutdown only (and every 20 minutes), so capacity goes to 0 only
 //! once the agent has stopped the game, or once waiting longer would only cost money:
-//! - `/stop`: the agent gets a "save and stop" control message; its `game-stopped` (or the
-//!   save timeout) starts the scale-in.
+//! - `/stop`, and nobody online for the idle time: the agent gets a "save and stop" control
+//!   message; its `game-stopped` (or the save timeout) starts the scale-in.
 //! - Eviction: Azure announced it; the agent saves on its own and approves the event. A VM that
 //!   Azure deletes is waited for (its disappearance is confirmed with ARM), then capacity 0 is
 //!   made sure of; a VM that Azure restarts comes back by itself.
 //! - Lost: the VM vanished without notice, or the agent went silent: capacity 0 at once.
+//! - A start that failed: capacity 0 made sure of, then `Failed` with the reason.
 
 use heimdall_events::{Command, EvictionComing, EvictionKind};
 use serde::{Deserialize, Serialize};
 
 use crate::messages;
-use crate::state::{EffectKind, ServerState, Status};
+use crate::outbox::EffectKind;
+use crate::state::{ServerState, Status};
 
 /// A stop in progress.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -22,9 +24,6 @@ pub struct Stop {
     pub phase: StopPhase,
     /// The duration of the world save the agent reported during this stop, if it did.
     pub saved_ms: Option<u32>,
-    /// Times Azure refused the scale-in; said once, retried by the tick.
-    #[serde(default)]
-    pub scale_in_failures: u32,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -32,10 +31,14 @@ pub struct Stop {
 pub enum StopCause {
     /// A player's `/stop`.
     Command { by: String },
+    /// Nobody was online for the idle time.
+    Idle,
     /// Azure Scheduled Events announced it.
     Eviction { kind: EvictionKind },
     /// Nobody asked: the VM or its agent is gone.
     Lost { reason: LostReason },
+    /// The start failed for good (`reason` in plain words).
+    StartFailed { reason: String },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,35 +71,42 @@ impl ServerState {
                 let content = messages::already(self);
                 self.edit(command.reply, content);
             }
-            // Nothing to save before the game is up: scale in at once.
-            Status::Starting | Status::Booting => {
+            // Nothing to save before the game is up (or after a failure): scale in at once.
+            Status::Starting | Status::Booting | Status::Failed => {
                 self.begin_stop(StopCause::Command { by: by.clone() }, StopPhase::ScalingIn);
-                self.request_capacity(0);
+                self.request_capacity(0, None);
                 self.progress_reply = Some(command.reply.clone());
                 self.edit(command.reply, messages::stopping_before_ready(&by));
             }
             Status::Running => {
-                let since_ms = self.now_ms;
-                self.begin_stop(
-                    StopCause::Command { by: by.clone() },
-                    StopPhase::Saving { since_ms },
-                );
-                let id = format!("stop-{}", self.next_id());
-                self.push(EffectKind::SaveAndStop {
-                    id,
-                    vm_name: self.vm_name.clone(),
-                    requested_by: by.clone(),
-                });
                 self.progress_reply = Some(command.reply.clone());
-                self.edit(command.reply, messages::saving(&by));
+                self.save_then_stop(StopCause::Command { by });
             }
         }
+    }
+
+    /// Asks the agent to save and stop the game; the scale-in follows its answer.
+    pub(crate) fn save_then_stop(&mut self, cause: StopCause) {
+        let since_ms = self.now_ms;
+        let requested_by = match &cause {
+            StopCause::Command { by } => by.clone(),
+            _ => "Heimdall".to_owned(),
+        };
+        self.begin_stop(cause, StopPhase::Saving { since_ms });
+        let id = format!("stop-{}", self.next_id());
+        self.push(EffectKind::SaveAndStop {
+            id,
+            vm_name: self.vm_name.clone(),
+            requested_by,
+        });
+        let content = messages::saving(self);
+        self.tell_stop(content);
     }
 
     pub(crate) fn eviction_coming(&mut self, eviction: EvictionComing) {
         let warning = messages::eviction(eviction.kind, &eviction.not_before);
         match self.status {
-            Status::Stopped => return,
+            Status::Stopped | Status::Failed => return,
             // A stop is already on its way; the eviction only makes it certain.
             Status::Stopping => {}
             Status::Starting | Status::Booting | Status::Running => {
@@ -149,7 +159,7 @@ impl ServerState {
                 self.set_status(Status::Booting);
                 self.announce(messages::restarting());
             }
-            StopCause::Command { .. } | StopCause::Lost { .. } => self.scale_in(),
+            _ => self.scale_in(),
         }
     }
 
@@ -182,7 +192,7 @@ impl ServerState {
         let content = messages::lost(reason, self);
         self.begin_stop(StopCause::Lost { reason }, StopPhase::ScalingIn);
         self.announce(content);
-        self.request_capacity(0);
+        self.request_capacity(0, None);
     }
 
     /// ARM has no instance any more while stopping: Azure took it.
@@ -199,23 +209,7 @@ impl ServerState {
     fn scale_in(&mut self) {
         self.set_phase(StopPhase::ScalingIn);
         if self.operation.as_ref().map(|o| o.capacity) != Some(0) {
-            self.request_capacity(0);
-        }
-    }
-
-    /// Azure refused capacity 0. The game may be down already, so the VM must not be forgotten:
-    /// the operation stays, and the tick asks again.
-    pub(crate) fn scale_in_failed(&mut self, message: &str) {
-        if let Some(operation) = self.operation.as_mut() {
-            operation.poll_url = None;
-        }
-        let Some(stop) = self.stop.as_mut() else {
-            return;
-        };
-        stop.scale_in_failures += 1;
-        if stop.scale_in_failures == 1 {
-            let content = messages::scale_failed(0, message);
-            self.tell_stop(content);
+            self.request_capacity(0, None);
         }
     }
 
@@ -226,7 +220,7 @@ impl ServerState {
     }
 
     /// Where a stop reports: the /stop reply for a player's stop, the channel otherwise.
-    fn tell_stop(&mut self, content: String) {
+    pub(crate) fn tell_stop(&mut self, content: String) {
         let by_command = matches!(
             self.stop.as_ref().map(|s| &s.cause),
             Some(StopCause::Command { .. })

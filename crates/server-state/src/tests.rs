@@ -5,7 +5,6 @@ use heimdall_events::{
 
 use crate::{
     Effect, EffectKind, Input, LostReason, ScaleOutcome, ServerState, Settings, Status, StopCause,
-    StopPhase,
 };
 
 const MIN: u64 = 60_000;
@@ -87,7 +86,7 @@ struct Clock {
 impl Clock {
     /// Applies and immediately reports the effects done, as the shell does.
     fn step(&self, state: &mut ServerState, input: Input) -> Vec<Effect> {
-        let effects = state.apply(input, self.now);
+        let effects = state.apply(input, self.now).effects;
         let ids: Vec<String> = effects.iter().map(|e| e.id.clone()).collect();
         state.done(&ids);
         effects
@@ -142,7 +141,7 @@ fn a_whole_evening() {
     assert!(matches!(
         kinds(&e)[..],
         [
-            EffectKind::Scale { capacity: 1 },
+            EffectKind::Scale { capacity: 1, .. },
             EffectKind::EditReply { .. }
         ]
     ));
@@ -154,6 +153,7 @@ fn a_whole_evening() {
             1,
             ScaleOutcome::InProgress {
                 poll_url: "https://arm/op".into(),
+                retry_after_ms: 0,
             },
         ),
     );
@@ -286,7 +286,10 @@ fn stop_saves_first_then_scales_in() {
             }),
         ),
     );
-    assert_eq!(kinds(&e), vec![&EffectKind::Scale { capacity: 0 }]);
+    assert!(matches!(
+        kinds(&e)[..],
+        [EffectKind::Scale { capacity: 0, .. }]
+    ));
     let e = step(&mut s, scaled(0, ScaleOutcome::Succeeded));
     assert_eq!(s.status, Status::Stopped);
     assert_eq!(
@@ -324,7 +327,10 @@ fn a_stop_without_an_answer_scales_in_after_the_timeout_and_says_what_may_be_los
     );
     clock.now += MIN;
     let e = clock.step(&mut s, tick("t2"));
-    assert!(has(&e, |k| matches!(k, EffectKind::Scale { capacity: 0 })));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
     assert_eq!(
         texts(&e),
         vec!["⚠️ The game did not confirm a save within 3 min; stopping the VM anyway. The world may have lost up to 10 minutes."]
@@ -361,7 +367,10 @@ fn a_game_that_stops_without_saving_is_reported_honestly() {
         ),
     );
     assert!(texts(&e)[0].starts_with("⚠️ The game stopped without saving"));
-    assert!(has(&e, |k| matches!(k, EffectKind::Scale { capacity: 0 })));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
 }
 
 #[test]
@@ -369,7 +378,10 @@ fn stop_before_the_game_is_up_scales_in_at_once() {
     let mut s = ServerState::new(Settings::default());
     step(&mut s, command("c1", CommandKind::Start));
     let e = step(&mut s, command("c2", CommandKind::Stop));
-    assert!(has(&e, |k| matches!(k, EffectKind::Scale { capacity: 0 })));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
     assert!(!has(&e, |k| matches!(k, EffectKind::SaveAndStop { .. })));
     // The poll of the replaced scale-up does not settle the scale-in.
     step(&mut s, scaled(1, ScaleOutcome::Succeeded));
@@ -424,7 +436,10 @@ fn an_eviction_saves_waits_for_azure_and_settles_stopped() {
     let e = step(&mut s, tick("t1"));
     assert_eq!(kinds(&e), vec![&EffectKind::LookupInstance]);
     let e = step(&mut s, instance(None));
-    assert_eq!(kinds(&e), vec![&EffectKind::Scale { capacity: 0 }]);
+    assert!(matches!(
+        kinds(&e)[..],
+        [EffectKind::Scale { capacity: 0, .. }]
+    ));
     let e = step(&mut s, scaled(0, ScaleOutcome::Succeeded));
     assert_eq!(
         texts(&e),
@@ -433,7 +448,10 @@ fn an_eviction_saves_waits_for_azure_and_settles_stopped() {
     assert_eq!(s.status, Status::Stopped);
     // And the next /start works.
     let e = step(&mut s, command("c9", CommandKind::Start));
-    assert!(has(&e, |k| matches!(k, EffectKind::Scale { capacity: 1 })));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 1, .. }
+    )));
 }
 
 #[test]
@@ -478,7 +496,10 @@ fn a_silent_agent_stops_the_vm() {
         texts(&e),
         vec!["📡 No word from the VM for 15 min; stopping it so that it does not bill."]
     );
-    assert!(has(&e, |k| matches!(k, EffectKind::Scale { capacity: 0 })));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
     assert!(matches!(
         s.stop.as_ref().map(|s| &s.cause),
         Some(StopCause::Lost {
@@ -500,12 +521,15 @@ fn a_vm_that_vanished_is_noticed_by_the_instance_check() {
     assert!(e.is_empty(), "checked a moment ago");
     let e = clock.step(&mut s, instance(None));
     assert!(texts(&e)[0].starts_with("📡 The VM is gone without notice"));
-    assert!(has(&e, |k| matches!(k, EffectKind::Scale { capacity: 0 })));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
     assert_eq!(s.status, Status::Stopping);
 }
 
 #[test]
-fn a_refused_scale_in_is_said_once_and_retried() {
+fn a_refused_scale_in_ends_failed_and_tells_the_owner_where_to_look() {
     let mut s = running();
     step(&mut s, command("c3", CommandKind::Stop));
     step(
@@ -518,24 +542,39 @@ fn a_refused_scale_in_is_said_once_and_retried() {
             }),
         ),
     );
-    let failed = || {
+    // "Not now" is retried…
+    step(
+        &mut s,
+        scaled(
+            0,
+            ScaleOutcome::Retry {
+                reason: "TooManyRequests".into(),
+                retry_after_ms: Some(1),
+            },
+        ),
+    );
+    assert_eq!(s.status, Status::Stopping);
+    // …a refusal for good is said, with what to do.
+    let e = step(
+        &mut s,
         scaled(
             0,
             ScaleOutcome::Failed {
-                message: "AuthorizationFailed".into(),
+                message: "AuthorizationFailed: no role".into(),
             },
-        )
-    };
-    let e = step(&mut s, failed());
-    assert_eq!(texts(&e).len(), 1);
-    assert_eq!(s.status, Status::Stopping);
-    let e = step(&mut s, tick("t1"));
-    assert_eq!(kinds(&e), vec![&EffectKind::Scale { capacity: 0 }]);
-    assert!(step(&mut s, failed()).is_empty(), "said once");
-    assert!(matches!(
-        s.stop.as_ref().map(|s| &s.phase),
-        Some(StopPhase::ScalingIn)
-    ));
+        ),
+    );
+    assert_eq!(s.status, Status::Failed);
+    assert_eq!(
+        texts(&e),
+        vec!["❌ Azure refused to stop the VM (AuthorizationFailed: no role); it may still be running and billing. Look in the Azure portal, then /stop again."]
+    );
+    // /stop tries again.
+    let e = step(&mut s, command("c4", CommandKind::Stop));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
 }
 
 #[test]
@@ -570,7 +609,7 @@ fn start_while_running_only_answers() {
     step(&mut s, command("c1", CommandKind::Start));
     let e = step(&mut s, command("c2", CommandKind::Start));
     assert_eq!(e.len(), 1);
-    assert!(texts(&e)[0].starts_with("ℹ️ Nothing to do"));
+    assert!(texts(&e)[0].starts_with("ℹ️ Already starting, 0 s in"));
     let stop_when_stopped = step(
         &mut ServerState::new(Settings::default()),
         command("c3", CommandKind::Stop),
@@ -581,26 +620,78 @@ fn start_while_running_only_answers() {
 #[test]
 fn effects_stay_in_the_outbox_until_done() {
     let mut s = ServerState::new(Settings::default());
-    let e = s.apply(command("c1", CommandKind::Start), 1_000);
+    let e = s.apply(command("c1", CommandKind::Start), 1_000).effects;
     assert_eq!(s.outbox, e);
     // A tick while the scale request is still queued adds no second one.
-    assert!(s.apply(tick("t1"), 2_000).is_empty());
+    assert!(s.apply(tick("t1"), 2_000).effects.is_empty());
     s.done(&[e[0].id.clone()]);
     assert_eq!(s.outbox.len(), 1);
     // The scale request was carried out but its answer lost: the tick asks again.
-    let again = s.apply(tick("t2"), 3_000);
-    assert_eq!(kinds(&again), vec![&EffectKind::Scale { capacity: 1 }]);
+    let again = s.apply(tick("t2"), 3_000).effects;
+    assert!(matches!(
+        kinds(&again)[..],
+        [EffectKind::Scale { capacity: 1, .. }]
+    ));
     // Only effects old enough are handed out for retry.
     assert_eq!(
-        s.stale_effects(3_500, 1_000).len(),
+        s.due_effects(3_500, 1_000).len(),
         1,
         "the reply edit from t=1000"
     );
-    assert_eq!(s.stale_effects(3_500, 10_000).len(), 0);
+    assert_eq!(s.due_effects(3_500, 10_000).len(), 0);
 }
 
 #[test]
-fn a_failed_start_is_reported_and_settles() {
+fn a_failed_effect_waits_longer_each_time_and_is_given_up_in_the_end() {
+    let mut s = ServerState::new(Settings::default());
+    let e = s.apply(command("c1", CommandKind::Start), 0).effects;
+    let edit = e[1].id.clone();
+    // Discord said when: that is the wait.
+    assert!(s.retry_later(&edit, 10_000, Some(30_000)).is_none());
+    assert!(!s.due_effects(39_999, 0).iter().any(|x| x.id == edit));
+    assert!(s.due_effects(40_000, 0).iter().any(|x| x.id == edit));
+    // Otherwise a doubling delay, and at last the effect comes back to be logged.
+    let mut now = 40_000;
+    let mut waits = Vec::new();
+    let given_up = loop {
+        let before = now;
+        if let Some(gone) = s.retry_later(&edit, now, None) {
+            break gone;
+        }
+        now = s
+            .outbox
+            .iter()
+            .find(|x| x.id == edit)
+            .unwrap()
+            .not_before_ms;
+        waits.push(now - before);
+    };
+    assert_eq!(&waits[..3], &[4_000, 8_000, 16_000]);
+    assert!(waits.iter().all(|w| *w <= 5 * MIN));
+    assert_eq!(given_up.id, edit);
+    assert!(!s.outbox.iter().any(|x| x.id == edit));
+    assert_eq!(s.give_up("no-such-effect"), None);
+}
+
+#[test]
+fn a_full_outbox_pushes_out_old_messages_and_says_which() {
+    let mut s = ServerState::new(Settings::default());
+    step(&mut s, command("c1", CommandKind::Start));
+    let mut dropped = Vec::new();
+    for i in 0..40 {
+        // Nothing is reported done: Discord is down.
+        let applied = s.apply(command(&format!("q{i}"), CommandKind::Status), 1_000);
+        dropped.extend(applied.dropped);
+    }
+    assert_eq!(s.outbox.len(), 32);
+    assert_eq!(dropped.len(), 40 - 32);
+    assert!(dropped
+        .iter()
+        .all(|e| matches!(e.kind, EffectKind::EditReply { .. })));
+}
+
+#[test]
+fn a_final_error_ends_the_start_failed_and_the_next_start_is_allowed() {
     let mut s = ServerState::new(Settings::default());
     step(&mut s, command("c1", CommandKind::Start));
     let e = step(
@@ -608,13 +699,331 @@ fn a_failed_start_is_reported_and_settles() {
         scaled(
             1,
             ScaleOutcome::Failed {
-                message: "SkuNotAvailable".into(),
+                message: "AuthorizationFailed: no role".into(),
             },
         ),
     );
-    assert_eq!(s.status, Status::Stopped);
-    assert!(texts(&e)[0].contains("Could not start the server: SkuNotAvailable"));
-    assert_eq!(s.operation, None);
+    // Capacity 0 is made sure of first (a failed allocation may have left it at 1).
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
+    let e = step(&mut s, scaled(0, ScaleOutcome::Succeeded));
+    assert_eq!(s.status, Status::Failed);
+    assert_eq!(
+        texts(&e),
+        vec!["❌ Could not start the server: AuthorizationFailed: no role. Nothing is billed; /start to try again."]
+    );
+    let e = step(&mut s, command("c2", CommandKind::Status));
+    assert_eq!(
+        texts(&e),
+        vec![
+            "⚠️ Could not start the server: AuthorizationFailed: no role. Use /start to try again."
+        ]
+    );
+    let e = step(&mut s, command("c3", CommandKind::Start));
+    assert_eq!(s.status, Status::Starting);
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 1, .. }
+    )));
+}
+
+#[test]
+fn not_now_is_retried_after_retry_after_and_only_a_final_answer_fails() {
+    let mut s = ServerState::new(Settings::default());
+    let clock = |now| Clock { now };
+    clock(0).step(&mut s, command("c1", CommandKind::Start));
+    let e = clock(1_000).step(
+        &mut s,
+        scaled(
+            1,
+            ScaleOutcome::Retry {
+                reason: "TooManyRequests: slow down".into(),
+                retry_after_ms: Some(20_000),
+            },
+        ),
+    );
+    assert_eq!(s.status, Status::Starting, "not a failure");
+    assert_eq!(
+        texts(&e),
+        vec!["⏳ Azure asked us to wait (TooManyRequests); trying again in 20 s…"]
+    );
+    assert!(clock(20_999).step(&mut s, tick("t1")).is_empty(), "waits");
+    let e = clock(21_000).step(&mut s, tick("t2"));
+    assert!(matches!(
+        kinds(&e)[..],
+        [EffectKind::Scale { capacity: 1, .. }]
+    ));
+    // /start meanwhile says how far along it is.
+    let e = clock(30_000).step(&mut s, command("c2", CommandKind::Start));
+    assert_eq!(
+        texts(&e),
+        vec!["ℹ️ Already starting, 30 s in: waiting for Azure to make the VM; Azure asked us to wait (TooManyRequests)."]
+    );
+    // A second "not now" waits longer (a 5xx says nothing of when), quietly.
+    let e = clock(31_000).step(
+        &mut s,
+        scaled(
+            1,
+            ScaleOutcome::Retry {
+                reason: "ServiceUnavailable".into(),
+                retry_after_ms: None,
+            },
+        ),
+    );
+    assert!(e.is_empty());
+    assert_eq!(s.operation.as_ref().unwrap().not_before_ms, 35_000);
+    clock(35_000).step(&mut s, tick("t3"));
+    clock(36_000).step(&mut s, scaled(1, ScaleOutcome::Succeeded));
+    assert_eq!(s.status, Status::Starting);
+    assert!(s.operation.is_none());
+}
+
+#[test]
+fn an_operation_that_azure_keeps_refusing_fails_in_the_end() {
+    let mut s = ServerState::new(Settings::default());
+    step(&mut s, command("c1", CommandKind::Start));
+    let busy = || {
+        scaled(
+            1,
+            ScaleOutcome::Retry {
+                reason: "Conflict: another operation".into(),
+                retry_after_ms: None,
+            },
+        )
+    };
+    for _ in 0..10 {
+        step(&mut s, busy());
+        assert_eq!(s.status, Status::Starting);
+    }
+    let e = step(&mut s, busy());
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
+    step(&mut s, scaled(0, ScaleOutcome::Succeeded));
+    assert_eq!(s.status, Status::Failed);
+    assert!(s.failure.as_deref().unwrap().contains("kept answering"));
+}
+
+fn sizes() -> Settings {
+    Settings {
+        vm_sizes: vec!["Standard_D2as_v5".into(), "Standard_D2s_v5".into()],
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn no_spot_capacity_moves_on_to_the_next_size_and_says_which_runs() {
+    let mut s = ServerState::new(sizes());
+    let e = step(&mut s, command("c1", CommandKind::Start));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2as_v5"
+    )));
+    let e = step(
+        &mut s,
+        scaled(
+            1,
+            ScaleOutcome::NoCapacity {
+                reason: "AllocationFailed: Allocation failed.".into(),
+                region: Some("westeurope".into()),
+            },
+        ),
+    );
+    assert_eq!(
+        texts(&e),
+        vec!["🔁 Azure has no spot D2as_v5 in westeurope right now (AllocationFailed); trying a spot D2s_v5…"]
+    );
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2s_v5"
+    )));
+    step(&mut s, scaled(1, ScaleOutcome::Succeeded));
+    step(&mut s, instance(Some("20.1.2.3")));
+    let e = step(&mut s, game("g1", GameEvent::ServerReady(ready())));
+    assert!(texts(&e)[0].ends_with("— running on a spot D2s_v5"));
+}
+
+#[test]
+fn when_no_size_has_capacity_the_start_ends_at_capacity_zero_and_says_so() {
+    let mut s = ServerState::new(sizes());
+    step(&mut s, command("c1", CommandKind::Start));
+    let none = || {
+        scaled(
+            1,
+            ScaleOutcome::NoCapacity {
+                reason: "SkuNotAvailable: not available".into(),
+                region: Some("westeurope".into()),
+            },
+        )
+    };
+    step(&mut s, none());
+    let e = step(&mut s, none());
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
+    let e = step(&mut s, scaled(0, ScaleOutcome::Succeeded));
+    assert_eq!(s.status, Status::Failed);
+    assert_eq!(
+        texts(&e),
+        vec!["❌ Azure has no spot capacity for D2as_v5, D2s_v5 in westeurope right now. Try again later, or add VM sizes to vm_sizes. Nothing is billed; /start to try again."]
+    );
+    // The next start tries the first choice again.
+    let e = step(&mut s, command("c2", CommandKind::Start));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2as_v5"
+    )));
+}
+
+#[test]
+fn a_start_that_never_gets_ready_goes_back_to_capacity_zero_with_what_was_seen() {
+    let mut s = ServerState::new(Settings::default());
+    let clock = |now| Clock { now };
+    clock(0).step(&mut s, command("c1", CommandKind::Start));
+    clock(1_000).step(&mut s, scaled(1, ScaleOutcome::Succeeded));
+    clock(2_000).step(&mut s, instance(Some("20.1.2.3")));
+    assert_eq!(s.status, Status::Booting);
+    // The agent came up, then nothing: no ready.
+    clock(3 * MIN).step(
+        &mut s,
+        game(
+            "g0",
+            GameEvent::VmUp(VmUp {
+                vm_name: "valheim_0".into(),
+                public_ip: None,
+            }),
+        ),
+    );
+    let e = clock(14 * MIN).step(&mut s, tick("t1"));
+    assert!(!has(&e, |k| matches!(k, EffectKind::Scale { .. })));
+    let e = clock(15 * MIN).step(&mut s, tick("t2"));
+    assert!(has(&e, |k| matches!(
+        k,
+        EffectKind::Scale { capacity: 0, .. }
+    )));
+    let e = clock(15 * MIN + 1_000).step(&mut s, scaled(0, ScaleOutcome::Succeeded));
+    assert_eq!(s.status, Status::Failed);
+    assert_eq!(
+        texts(&e),
+        vec!["❌ The server was not ready within 15 min: the VM came up at 20.1.2.3 but the game never said it was ready (the agent last reported 12 min ago). Nothing is billed; /start to try again."]
+    );
+}
+
+fn idle_settings() -> Settings {
+    Settings {
+        idle_ms: 20 * MIN,
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn an_empty_server_warns_then_saves_and_stops_itself() {
+    let mut s = ServerState::new(idle_settings());
+    let clock = |now| Clock { now };
+    step(&mut s, command("c1", CommandKind::Start));
+    step(&mut s, scaled(1, ScaleOutcome::Succeeded));
+    step(&mut s, instance(Some("20.1.2.3")));
+    step(&mut s, game("g1", GameEvent::ServerReady(ready())));
+    // Ready at t=1 s with nobody on; heartbeats keep the VM in contact.
+    let beat = |id: &str| game(id, GameEvent::Heartbeat(Heartbeat { players: vec![] }));
+    clock(10 * MIN).step(&mut s, beat("hb1"));
+    assert!(texts(&clock(14 * MIN).step(&mut s, tick("t1"))).is_empty());
+    let e = clock(15 * MIN + 1_000).step(&mut s, tick("t2"));
+    assert_eq!(
+        texts(&e),
+        vec![
+            "🕰️ Nobody has been online for 15 min; the server stops in 5 min unless someone joins."
+        ]
+    );
+    assert!(
+        texts(&clock(16 * MIN).step(&mut s, tick("t3"))).is_empty(),
+        "warned once"
+    );
+    let e = clock(20 * MIN + 1_000).step(&mut s, tick("t4"));
+    assert_eq!(s.status, Status::Stopping);
+    assert!(has(&e, |k| matches!(k, EffectKind::SaveAndStop { .. })));
+    assert_eq!(
+        texts(&e),
+        vec!["💤 Nobody has been online for 20 min: saving the world and stopping the server…"]
+    );
+    clock(20 * MIN + 2_000).step(
+        &mut s,
+        game(
+            "g2",
+            GameEvent::GameStopped(GameStopped {
+                saved: true,
+                duration_ms: 1,
+            }),
+        ),
+    );
+    let e = clock(20 * MIN + 3_000).step(&mut s, scaled(0, ScaleOutcome::Succeeded));
+    assert_eq!(
+        texts(&e),
+        vec!["💤 Server stopped after 20 min without players; /start to play again."]
+    );
+}
+
+#[test]
+fn someone_joining_calls_the_idle_stop_off() {
+    let mut s = running();
+    s.settings = Settings {
+        silence_timeout_ms: u64::MAX,
+        ..idle_settings()
+    };
+    let clock = |now| Clock { now };
+    clock(MIN).step(
+        &mut s,
+        game(
+            "g3",
+            GameEvent::PlayerLeft(Player {
+                character: "Freya".into(),
+            }),
+        ),
+    );
+    clock(16 * MIN + 1_000).step(&mut s, tick("t1"));
+    assert!(s.idle_warned);
+    let e = clock(17 * MIN).step(
+        &mut s,
+        game(
+            "g4",
+            GameEvent::PlayerJoined(Player {
+                character: "Thorvald".into(),
+            }),
+        ),
+    );
+    assert_eq!(
+        texts(&e),
+        vec!["⚔️ Thorvald joined (1 online); the server stays up"]
+    );
+    let e = clock(60 * MIN).step(&mut s, tick("t2"));
+    assert!(!has(&e, |k| matches!(k, EffectKind::SaveAndStop { .. })));
+    assert_eq!(s.status, Status::Running);
+}
+
+#[test]
+fn idle_minutes_zero_keeps_an_empty_server_up() {
+    let mut s = running();
+    s.settings.idle_ms = 0;
+    s.settings.silence_timeout_ms = u64::MAX;
+    let clock = |now| Clock { now };
+    clock(MIN).step(
+        &mut s,
+        game(
+            "g3",
+            GameEvent::PlayerLeft(Player {
+                character: "Freya".into(),
+            }),
+        ),
+    );
+    assert!(clock(600 * MIN)
+        .step(&mut s, tick("t1"))
+        .iter()
+        .all(|e| matches!(e.kind, EffectKind::LookupInstance)));
+    assert_eq!(s.status, Status::Running);
 }
 
 #[test]

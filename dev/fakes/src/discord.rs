@@ -2,7 +2,7 @@
 //! messages as the bot. Refusals have Discord's JSON error shapes
 //! (examples/discord/error-invalid-form-body-*.json and the well-known codes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::server::Server;
-use crate::util::{json, lock, segments, Reply, Utc};
+use crate::util::{json, json_with, lock, segments, Reply, Utc};
 use crate::RecordedRequest;
 
 /// The application and bot the fake knows.
@@ -80,12 +80,24 @@ impl DiscordFake {
         format!("{}/api/v10", self.origin())
     }
 
-    /// Makes an interaction token editable, as Discord does when it delivers an interaction.
-    /// Unknown tokens get 404 `Unknown Webhook` (10015).
+    /// Discord sent an interaction with this token and waits for the app's answer: until the
+    /// answer arrives, its reply does not exist, and an edit gets 404 `Unknown Message` (10008).
+    pub fn interaction_sent(&self, token: &str) {
+        lock(&self.shared.state).pending.insert(token.to_owned());
+    }
+
+    /// The app answered the interaction: its reply exists and can be edited. Tokens Discord
+    /// never issued get 404 `Unknown Webhook` (10015).
     pub fn register_interaction(&self, token: &str) {
-        lock(&self.shared.state)
-            .interactions
-            .insert(token.to_owned(), snowflake());
+        let mut state = lock(&self.shared.state);
+        state.pending.remove(token);
+        state.interactions.insert(token.to_owned(), snowflake());
+    }
+
+    /// Refuses the next `count` messages with 429 and `retry_after_s`, the way Discord's rate
+    /// limits answer (examples/discord/rate-limit-429-user.http.txt).
+    pub fn rate_limit(&self, count: u32, retry_after_s: f64) {
+        lock(&self.shared.state).rate_limited = Some((count, retry_after_s));
     }
 
     /// Every message accepted, in order.
@@ -124,6 +136,10 @@ struct Shared {
 struct State {
     /// Registered interaction tokens → the original reply's message id.
     interactions: HashMap<String, String>,
+    /// Interactions sent whose answer has not arrived yet.
+    pending: HashSet<String>,
+    /// Messages still to be refused with 429, and the wait they are told.
+    rate_limited: Option<(u32, f64)>,
     messages: Vec<DiscordMessage>,
     requests: Vec<RecordedRequest>,
 }
@@ -131,6 +147,9 @@ struct State {
 fn handle(shared: &Shared, request: http::Request<Bytes>) -> Reply {
     let mut state = lock(&shared.state);
     state.requests.push(RecordedRequest::of(&request));
+    if let Some(refusal) = rate_limited(&mut state) {
+        return refusal;
+    }
     let path = request.uri().path().to_owned();
     let answer = match segments(&path).as_slice() {
         ["api", "v10", "webhooks", application_id, token, "messages", "@original"] => {
@@ -152,6 +171,24 @@ fn handle(shared: &Shared, request: http::Request<Bytes>) -> Reply {
         }
         Err(refusal) => refusal,
     }
+}
+
+/// 429 with Discord's headers and body, while a rate limit was asked for.
+fn rate_limited(state: &mut State) -> Option<Reply> {
+    let (left, retry_after_s) = state.rate_limited?;
+    state.rate_limited = (left > 1).then_some((left - 1, retry_after_s));
+    Some(json_with(
+        429,
+        &[
+            ("retry-after", retry_after_s.ceil().to_string()),
+            ("x-ratelimit-limit", "5".into()),
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset-after", format!("{retry_after_s:.3}")),
+            ("x-ratelimit-bucket", "heimdall-fake".into()),
+            ("x-ratelimit-scope", "user".into()),
+        ],
+        serde_json::json!({ "message": "You are being rate limited.", "retry_after": retry_after_s, "global": false }),
+    ))
 }
 
 /// An accepted message, and the message object to answer with.
@@ -177,6 +214,13 @@ fn edit_original(
     request: &http::Request<Bytes>,
 ) -> Result<Accepted, Reply> {
     check_user_agent(request)?;
+    if state.pending.contains(token) {
+        // The edit overtook the app's answer to the interaction.
+        return Err(json(
+            404,
+            serde_json::json!({ "message": "Unknown Message", "code": 10008 }),
+        ));
+    }
     let message_id = state
         .interactions
         .get(token)

@@ -13,7 +13,7 @@ mod metadata;
 mod server;
 mod util;
 
-pub use arm::{ArmFake, ArmFakeConfig, VmState};
+pub use arm::{ArmFake, ArmFakeConfig, Fault, Patch, VmState};
 pub use discord::{DiscordFake, DiscordFakeConfig, DiscordMessage, MessageKind};
 pub use metadata::{Approval, EventHook, Injected, MetadataFake};
 

@@ -26,9 +26,19 @@ pub(crate) struct Reply {
 enum Body {
     Json(serde_json::Value),
     Text(String),
+    Empty,
 }
 
 impl Reply {
+    /// An answer with headers and no body (a 202, a 204).
+    pub(crate) fn empty(status: u16, headers: &[(&'static str, String)]) -> Reply {
+        Reply {
+            status,
+            headers: headers.to_vec(),
+            body: Body::Empty,
+        }
+    }
+
     /// A plain-text answer.
     pub(crate) fn text(status: u16, body: &str) -> Reply {
         Reply {
@@ -42,15 +52,18 @@ impl Reply {
         let (bytes, content_type) = match self.body {
             Body::Json(value) => (value.to_string(), "application/json; charset=utf-8"),
             Body::Text(text) => (text, "text/plain; charset=utf-8"),
+            Body::Empty => (String::new(), ""),
         };
         let mut response = http::Response::new(Bytes::from(bytes));
         *response.status_mut() = http::StatusCode::from_u16(self.status)
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let map = response.headers_mut();
-        map.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(content_type),
-        );
+        if !content_type.is_empty() {
+            map.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(content_type),
+            );
+        }
         for (name, value) in self.headers {
             // Values are built by the fakes from config and ids; one that is not a valid header
             // would be a bug in the fake, and leaving it out shows in the tests.

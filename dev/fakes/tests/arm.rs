@@ -11,10 +11,10 @@ use common::{
 use heimdall_azure_arm::operation::parse_operation;
 use heimdall_azure_arm::vmss::{parse_update, parse_vmss};
 use heimdall_azure_arm::{
-    entra, AccessToken, ClientCredentials, InstanceLookup, OperationStatus, OperationUrl, ScaleSet,
-    UpdateOutcome,
+    entra, AccessToken, ClientCredentials, FailureKind, InstanceLookup, OperationStatus,
+    OperationUrl, ProvisioningState, ScaleSet, UpdateOutcome,
 };
-use heimdall_fakes::{ArmFake, ArmFakeConfig, VmState};
+use heimdall_fakes::{ArmFake, ArmFakeConfig, Fault, VmState};
 
 fn config() -> ArmFakeConfig {
     ArmFakeConfig {
@@ -56,7 +56,7 @@ async fn patch(
     capacity: u32,
 ) -> String {
     let set = scale_set(fake, config);
-    let response = send(set.set_capacity_request(token, capacity).unwrap()).await;
+    let response = send(set.set_capacity_request(token, capacity, None).unwrap()).await;
     assert_eq!(response.status(), 200);
     match parse_update(&response, &set.resource_url()).unwrap() {
         UpdateOutcome::Pending {
@@ -525,4 +525,134 @@ async fn records_requests_and_stops_on_shutdown() {
         tokio::net::TcpStream::connect(address).await.is_err(),
         "the port is closed"
     );
+}
+
+#[tokio::test]
+async fn injected_throttling_busy_and_server_errors_look_like_arm() {
+    let config = config();
+    let fake = ArmFake::start(config.clone()).await.unwrap();
+    let token = token(&fake, &config).await;
+    let set = scale_set(&fake, &config);
+    fake.inject(Fault::Throttle {
+        count: 1,
+        retry_after_s: 7,
+    });
+    let throttled = parse_vmss(&send(set.get_request(&token).unwrap()).await).unwrap_err();
+    assert_eq!(throttled.code(), "TooManyRequests");
+    assert_eq!(throttled.retry_after_s(), Some(7));
+    assert_eq!(throttled.kind(), FailureKind::Retry);
+    fake.inject(Fault::ServerError {
+        count: 1,
+        status: 503,
+    });
+    let unavailable = parse_vmss(&send(set.get_request(&token).unwrap()).await).unwrap_err();
+    assert_eq!(unavailable.kind(), FailureKind::Retry);
+    // Busy applies to writes only: a read goes through.
+    fake.inject(Fault::Busy { count: 1 });
+    assert!(parse_vmss(&send(set.get_request(&token).unwrap()).await).is_ok());
+    let busy = send(set.set_capacity_request(&token, 1, None).unwrap()).await;
+    assert_eq!(busy.status(), 409);
+    let error = parse_update(&busy, &set.resource_url()).unwrap_err();
+    assert_eq!(error.kind(), FailureKind::Retry);
+    assert_eq!(
+        fake.capacity_patches(),
+        Vec::<u32>::new(),
+        "a refused PATCH changes nothing"
+    );
+    // And then it works.
+    let url = patch(&fake, &config, &token, 1).await;
+    assert!(url.contains("/operations/"));
+}
+
+#[tokio::test]
+async fn an_accepted_update_is_followed_at_its_location() {
+    let config = config();
+    let fake = ArmFake::start(config.clone()).await.unwrap();
+    let token = token(&fake, &config).await;
+    let set = scale_set(&fake, &config);
+    fake.inject(Fault::Accepted { count: 1 });
+    let response = send(set.set_capacity_request(&token, 1, None).unwrap()).await;
+    assert_eq!(response.status(), 202);
+    assert!(response.body().is_empty());
+    let UpdateOutcome::Pending { poll_url, .. } =
+        parse_update(&response, &set.resource_url()).unwrap()
+    else {
+        panic!("a 202 is pending");
+    };
+    assert!(poll_url.contains("monitor=true"), "{poll_url}");
+    let url = OperationUrl::parse(&poll_url, &fake.origin()).unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let answer = send(url.request(&token).unwrap()).await;
+        statuses.push((answer.status().as_u16(), parse_operation(&answer).unwrap()));
+    }
+    assert!(matches!(
+        statuses[0],
+        (202, OperationStatus::InProgress { .. })
+    ));
+    assert!(matches!(statuses[2], (200, OperationStatus::Succeeded)));
+    wait_for_vm(&fake, |vm| matches!(vm, VmState::Running { .. })).await;
+}
+
+#[tokio::test]
+async fn a_size_without_spot_capacity_fails_its_allocation_and_the_next_size_runs() {
+    let config = config();
+    let fake = ArmFake::start(config.clone()).await.unwrap();
+    let token = token(&fake, &config).await;
+    let set = scale_set(&fake, &config);
+    fake.no_capacity_for(&["Standard_D2as_v5"]);
+    let url = patch(&fake, &config, &token, 1).await;
+    let (status, body) = loop {
+        let polled = poll(&fake, &token, &url).await;
+        if !matches!(polled.0, OperationStatus::InProgress { .. }) {
+            break polled;
+        }
+    };
+    assert!(
+        matches!(status, OperationStatus::Failed { ref code, .. } if code == "AllocationFailed")
+    );
+    assert_eq!(
+        heimdall_azure_arm::failure::classify(None, "AllocationFailed", ""),
+        FailureKind::NoCapacity
+    );
+    assert_compatible(
+        &body,
+        &example("arm/operation-status-compute-inprogress.json"),
+    );
+    let vmss = parse_vmss(&send(set.get_request(&token).unwrap()).await).unwrap();
+    assert_eq!(vmss.capacity, 1);
+    assert_eq!(vmss.provisioning_state, Some(ProvisioningState::Failed));
+    assert_eq!(
+        instance(&fake, &config, &token).await.public_ip,
+        None,
+        "a VM that was not allocated has no address"
+    );
+    // The next size: a PATCH with sku.name.
+    let resized = send(
+        set.set_capacity_request(&token, 1, Some("Standard_D2s_v5"))
+            .unwrap(),
+    )
+    .await;
+    let UpdateOutcome::Pending { poll_url, .. } =
+        parse_update(&resized, &set.resource_url()).unwrap()
+    else {
+        panic!("pending");
+    };
+    while matches!(
+        poll(&fake, &token, &poll_url).await.0,
+        OperationStatus::InProgress { .. }
+    ) {}
+    wait_for_vm(&fake, |vm| matches!(vm, VmState::Running { .. })).await;
+    assert_eq!(fake.vm_size(), "Standard_D2s_v5");
+    let patches: Vec<(u32, Option<String>)> = fake
+        .patches()
+        .into_iter()
+        .map(|p| (p.capacity, p.size))
+        .collect();
+    assert_eq!(
+        patches,
+        vec![(1, None), (1, Some("Standard_D2s_v5".into()))]
+    );
+    let bad = send(set.set_capacity_request(&token, 1, Some("D2")).unwrap()).await;
+    assert_eq!(bad.status(), 400);
 }

@@ -45,7 +45,7 @@ async fn start() -> (ArmFake, ArmFakeConfig, AccessToken, ScaleSet) {
 
 /// Scales to 1 and waits until the VM runs.
 async fn boot(fake: &ArmFake, token: &AccessToken, set: &ScaleSet) {
-    let response = send(set.set_capacity_request(token, 1).unwrap()).await;
+    let response = send(set.set_capacity_request(token, 1, None).unwrap()).await;
     let operation = response.headers()["azure-asyncoperation"].to_str().unwrap();
     let url = OperationUrl::parse(operation, &fake.origin()).unwrap();
     let polled = send(url.request(token).unwrap()).await;

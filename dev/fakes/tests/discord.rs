@@ -329,3 +329,26 @@ async fn message_objects_look_like_discords() {
         "the port is closed"
     );
 }
+
+#[tokio::test]
+async fn an_edit_before_the_answer_is_unknown_and_rate_limits_look_like_discords() {
+    let fake = DiscordFake::start(config()).await.unwrap();
+    fake.interaction_sent("tok-early");
+    let body = br#"{"content":"VM up"}"#;
+    let early = call("PATCH", &edit_url(&fake, "tok-early"), &headers(&[]), body).await;
+    assert_eq!(early.status(), 404);
+    assert_eq!(body_json(&early)["code"], 10008);
+    fake.register_interaction("tok-early");
+    let answered = call("PATCH", &edit_url(&fake, "tok-early"), &headers(&[]), body).await;
+    assert_eq!(answered.status(), 200);
+
+    fake.rate_limit(1, 1.5);
+    let limited = call("PATCH", &edit_url(&fake, "tok-early"), &headers(&[]), body).await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["x-ratelimit-reset-after"], "1.500");
+    assert_eq!(body_json(&limited)["retry_after"], 1.5);
+    let documented = common::example_http("discord/rate-limit-429-user.http.txt");
+    common::assert_has_keys(&body_json(&limited), &documented, &[]);
+    let again = call("PATCH", &edit_url(&fake, "tok-early"), &headers(&[]), body).await;
+    assert_eq!(again.status(), 200, "one refusal only");
+}

@@ -8,6 +8,7 @@ pub mod azurite;
 pub mod client;
 pub mod player;
 pub mod ports;
+pub mod proxy;
 pub mod scenario;
 pub mod status;
 pub mod storage;
@@ -28,6 +29,7 @@ use crate::azurite::Azurite;
 use crate::client::HttpClient;
 use crate::player::Player;
 use crate::ports::random_bytes;
+use crate::proxy::{Proxy, StorageFaults};
 use crate::status::StatusRecorder;
 use crate::storage::Storage;
 use crate::vm::{Vm, VmConfig};
@@ -42,6 +44,11 @@ pub struct Options {
     pub tick_every: Duration,
     pub boot_delay: Duration,
     pub polls_in_progress: u32,
+    /// A start not ready within this long is given up [15 min].
+    pub start_timeout: Duration,
+    /// Nobody online this long stops the server; zero turns it off [20 min; off here unless a
+    /// scenario wants it].
+    pub idle: Duration,
     /// How long a stop waits for the save before scaling in anyway [3 min].
     pub save_timeout: Duration,
     /// Agent silence after which the VM is taken for lost [15 min].
@@ -52,8 +59,14 @@ pub struct Options {
     pub eviction_wait: Duration,
     /// How often the agent says it is alive [5 min].
     pub heartbeat: Duration,
+    /// The spot sizes to try, in order.
+    pub vm_sizes: Vec<String>,
     /// A game that never saves or exits when asked to stop.
     pub game_hangs: bool,
+    /// A game that loads forever.
+    pub game_never_ready: bool,
+    /// Trouble with the queues and the table (see [`proxy`]).
+    pub storage_faults: StorageFaults,
 }
 
 impl Default for Options {
@@ -61,13 +74,18 @@ impl Default for Options {
         Options {
             tick_every: Duration::from_millis(250),
             boot_delay: Duration::from_millis(300),
-            polls_in_progress: 2,
+            polls_in_progress: 1,
+            start_timeout: Duration::from_secs(60),
+            idle: Duration::ZERO,
             save_timeout: Duration::from_secs(3),
             silence_timeout: Duration::from_secs(20),
             instance_check: Duration::from_secs(2),
             eviction_wait: Duration::from_secs(10),
             heartbeat: Duration::from_secs(2),
+            vm_sizes: vec!["Standard_D2as_v5".into(), "Standard_D2s_v5".into()],
             game_hangs: false,
+            game_never_ready: false,
+            storage_faults: StorageFaults::default(),
         }
     }
 }
@@ -83,6 +101,8 @@ pub struct Sandbox {
     pub vm: Vm,
     pub statuses: StatusRecorder,
     pub app_secret: String,
+    /// In front of Azurite's queues and table when storage faults are asked for.
+    proxies: Vec<Proxy>,
 }
 
 impl Sandbox {
@@ -91,9 +111,16 @@ impl Sandbox {
         let azurite = Azurite::start().await.context("starting Azurite")?;
         let storage = Storage::new(&azurite, http.clone())?;
         storage.create_all().await?;
+        let (queue_endpoint, table_endpoint, proxies) =
+            storage_endpoints(&azurite, &storage, options.storage_faults).await?;
         let arm_config = ArmFakeConfig {
             boot_delay: options.boot_delay,
             polls_in_progress: options.polls_in_progress,
+            vm_size: options
+                .vm_sizes
+                .first()
+                .cloned()
+                .unwrap_or_else(|| ArmFakeConfig::default().vm_size),
             ..ArmFakeConfig::default()
         };
         let arm = ArmFake::start(arm_config.clone()).await?;
@@ -126,14 +153,17 @@ impl Sandbox {
             ("arm_endpoint", arm.origin()),
             ("storage_account", azurite.account.clone()),
             ("storage_key", azurite.key.clone()),
-            ("queue_endpoint", azurite.queue_endpoint.clone()),
-            ("table_endpoint", azurite.table_endpoint.clone()),
+            ("queue_endpoint", queue_endpoint.clone()),
+            ("table_endpoint", table_endpoint),
             ("app_secret", app_secret.clone()),
             ("server_id", SERVER_ID.to_owned()),
-            ("save_timeout_seconds", seconds(options.save_timeout)),
-            ("silence_timeout_seconds", seconds(options.silence_timeout)),
-            ("instance_check_seconds", seconds(options.instance_check)),
-            ("eviction_wait_seconds", seconds(options.eviction_wait)),
+            ("start_timeout_minutes", minutes(options.start_timeout)),
+            ("idle_minutes", minutes(options.idle)),
+            ("save_timeout_minutes", minutes(options.save_timeout)),
+            ("silence_timeout_minutes", minutes(options.silence_timeout)),
+            ("instance_check_minutes", minutes(options.instance_check)),
+            ("eviction_wait_minutes", minutes(options.eviction_wait)),
+            ("vm_sizes", options.vm_sizes.join(",")),
             ("azure_tenant_id", arm_config.tenant_id.clone()),
             ("azure_client_id", arm_config.client_id.clone()),
             ("azure_client_secret", arm_config.client_secret.clone()),
@@ -160,7 +190,7 @@ impl Sandbox {
         // As cloud-init writes it, except that Azurite takes SharedKey rather than tokens.
         let agent_env: HashMap<String, String> = [
             ("HEIMDALL_SERVER_ID", SERVER_ID.to_owned()),
-            ("HEIMDALL_QUEUE_ENDPOINT", azurite.queue_endpoint.clone()),
+            ("HEIMDALL_QUEUE_ENDPOINT", queue_endpoint),
             ("HEIMDALL_STORAGE_ACCOUNT", azurite.account.clone()),
             ("HEIMDALL_STORAGE_KEY", azurite.key.clone()),
             ("HEIMDALL_QUEUE_NAME", "events".to_owned()),
@@ -184,6 +214,7 @@ impl Sandbox {
             VmConfig {
                 agent_env,
                 game_hangs: options.game_hangs,
+                game_never_ready: options.game_never_ready,
             },
         );
         let statuses = StatusRecorder::start(storage.clone(), SERVER_ID);
@@ -198,6 +229,7 @@ impl Sandbox {
             vm,
             statuses,
             app_secret,
+            proxies,
         })
     }
 
@@ -211,8 +243,52 @@ impl Sandbox {
         }
         self.discord.shutdown().await;
         self.arm.shutdown().await;
+        for proxy in self.proxies {
+            proxy.stop().await;
+        }
         self.azurite.stop().await;
     }
+}
+
+impl Sandbox {
+    /// Races with the state entity that the storage proxy still has to win.
+    pub fn state_conflicts_left(&self) -> u32 {
+        self.proxies.iter().map(Proxy::conflicts_left).sum()
+    }
+}
+
+/// Azurite's queue and table endpoints, or proxies in front of them that make the trouble
+/// asked for.
+async fn storage_endpoints(
+    azurite: &Azurite,
+    storage: &Storage,
+    faults: StorageFaults,
+) -> anyhow::Result<(String, String, Vec<Proxy>)> {
+    if faults == StorageFaults::default() {
+        return Ok((
+            azurite.queue_endpoint.clone(),
+            azurite.table_endpoint.clone(),
+            Vec::new(),
+        ));
+    }
+    // Each service gets its own trouble: messages are doubled on the queues, races happen on
+    // the table.
+    let queue_faults = StorageFaults {
+        state_conflicts: 0,
+        ..faults
+    };
+    let table_faults = StorageFaults {
+        duplicate_messages: false,
+        ..faults
+    };
+    let queues = Proxy::start(&azurite.queue_endpoint, storage.clone(), queue_faults).await?;
+    let tables = Proxy::start(&azurite.table_endpoint, storage.clone(), table_faults).await?;
+    Ok((queues.origin(), tables.origin(), vec![queues, tables]))
+}
+
+/// A duration as minutes, the unit of the app's timing variables (fractions allowed).
+fn minutes(duration: Duration) -> String {
+    format!("{}", duration.as_secs_f64() / 60.0)
 }
 
 /// A duration as a whole number of seconds (at least 1), the unit of the app's variables.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use heimdall_sandbox::scenario::{evening, eviction};
+use heimdall_sandbox::scenario::{capacity, evening, eviction, idle};
 use heimdall_sandbox::transcript::Transcript;
 use heimdall_sandbox::{Options, Sandbox};
 
@@ -26,60 +26,93 @@ enum Scenario {
     Evening,
     /// Azure evicts the spot VM with a player on it; the world is saved; /start again.
     Eviction,
+    /// The last player leaves; the server warns, then saves and stops itself.
+    Idle,
+    /// No spot capacity for the first VM size: the next size runs.
+    Capacity,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let options = match cli.scenario {
+        Scenario::Idle => idle::options(),
+        _ => Options::default(),
+    };
     eprintln!("Starting Azurite, the fakes, the local Spin host and its components…");
-    let sandbox = Sandbox::start(Options::default()).await?;
-    let played = match cli.scenario {
-        Scenario::Evening => evening::play(&sandbox).await.map(|outcome| {
-            let latencies: Vec<u128> = outcome
-                .event_latencies
-                .iter()
-                .map(Duration::as_millis)
-                .collect();
+    let sandbox = Sandbox::start(options).await?;
+    let played = play(cli.scenario, &sandbox).await;
+    let statuses = sandbox.statuses.sequence();
+    let patches: Vec<String> = sandbox
+        .arm
+        .patches()
+        .into_iter()
+        .map(|p| match p.size {
+            Some(size) => format!("{} {size}", p.capacity),
+            None => p.capacity.to_string(),
+        })
+        .collect();
+    sandbox.shutdown().await;
+    let (transcript, summary) = played?;
+    println!("\n── #valheim ─────────────────────────────────────────────────────────");
+    print!("{transcript}");
+    println!("──────────────────────────────────────────────────────────────────────");
+    for line in summary {
+        println!("{line}");
+    }
+    println!("Server status in the table: {}", statuses.join(" → "));
+    println!(
+        "Scale set PATCHes (capacity, and size when it changed): [{}]",
+        patches.join(", ")
+    );
+    Ok(())
+}
+
+async fn play(scenario: Scenario, sandbox: &Sandbox) -> anyhow::Result<(Transcript, Vec<String>)> {
+    let ms = |d: Duration| d.as_millis();
+    Ok(match scenario {
+        Scenario::Evening => {
+            let outcome = evening::play(sandbox).await?;
+            let latencies: Vec<u128> = outcome.event_latencies.iter().map(|d| ms(*d)).collect();
             let summary = vec![
                 format!("Forged requests: {:?}", outcome.forged),
                 format!("Game log line → Discord message (ms): {latencies:?}"),
                 format!(
                     "/stop → capacity 0, the world saved first: {} ms",
-                    outcome.stop_to_capacity_zero.as_millis()
+                    ms(outcome.stop_to_capacity_zero)
+                ),
+                format!(
+                    "Entra tokens from /start to ready: {}",
+                    outcome.tokens_for_start
                 ),
             ];
             (outcome.transcript, summary)
-        }),
-        Scenario::Eviction => eviction::play(&sandbox).await.map(|outcome| {
+        }
+        Scenario::Eviction => {
+            let outcome = eviction::play(sandbox).await?;
             let summary = vec![
                 format!(
                     "Eviction notice ({} s ahead) → approved by the agent after the save: {} ms",
                     eviction::NOTICE.as_secs(),
-                    outcome.notice_to_approval.as_millis()
+                    ms(outcome.notice_to_approval)
                 ),
                 format!(
                     "Eviction notice → \"Azure took the spot VM\" in Discord: {} ms",
-                    outcome.notice_to_announced.as_millis()
+                    ms(outcome.notice_to_announced)
                 ),
             ];
             (outcome.transcript, summary)
-        }),
-    };
-    let statuses = sandbox.statuses.sequence();
-    let patches = sandbox.arm.capacity_patches();
-    sandbox.shutdown().await;
-    let (transcript, summary) = played?;
-    print_transcript(&transcript);
-    for line in summary {
-        println!("{line}");
-    }
-    println!("Server status in the table: {}", statuses.join(" → "));
-    println!("Scale set capacity PATCHes: {patches:?}");
-    Ok(())
-}
-
-fn print_transcript(transcript: &Transcript) {
-    println!("\n── #valheim ─────────────────────────────────────────────────────────");
-    print!("{transcript}");
-    println!("──────────────────────────────────────────────────────────────────────");
+        }
+        Scenario::Idle => {
+            let outcome = idle::play(sandbox).await?;
+            let summary = vec![format!(
+                "Idle time {} s: last player left → warning {} ms, → server stopped {} ms",
+                idle::options().idle.as_secs(),
+                ms(outcome.left_to_warning),
+                ms(outcome.left_to_stopped)
+            )];
+            (outcome.transcript, summary)
+        }
+        Scenario::Capacity => (capacity::play(sandbox).await?, Vec::new()),
+    })
 }

@@ -45,6 +45,8 @@ pub struct VmConfig {
     pub agent_env: HashMap<String, String>,
     /// A game that never saves or exits on SIGTERM.
     pub game_hangs: bool,
+    /// A game that loads forever.
+    pub game_never_ready: bool,
 }
 
 /// Follows the scale set's lifecycle and runs the game and the agent while an instance exists.
@@ -141,7 +143,7 @@ struct Booted {
 impl Booted {
     fn start(config: &VmConfig, log: &GameLog) -> anyhow::Result<Booted> {
         let disk = tempfile::tempdir()?;
-        let (game, game_pid, input) = start_game(disk.path(), config.game_hangs)?;
+        let (game, game_pid, input) = start_game(disk.path(), config)?;
         *log.input.lock().expect("not poisoned") = Some(input);
         let agent = start_agent(disk.path(), config)?;
         Ok(Booted {
@@ -178,7 +180,7 @@ impl Booted {
 /// (so that `stop` sees it gone, not a zombie).
 fn start_game(
     disk: &Path,
-    hangs: bool,
+    config: &VmConfig,
 ) -> anyhow::Result<(JoinHandle<()>, Option<u32>, mpsc::UnboundedSender<String>)> {
     let mut command = Command::new(crate::binary("heimdall-fake-game")?);
     command
@@ -191,8 +193,11 @@ fn start_game(
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    if hangs {
+    if config.game_hangs {
         command.arg("--hang");
+    }
+    if config.game_never_ready {
+        command.arg("--never-ready");
     }
     let mut child = command.spawn().context("starting heimdall-fake-game")?;
     let pid = child.id();

@@ -2,46 +2,14 @@
 //! fakes of ARM/Entra/Discord/the metadata service, and on the simulated VM the real agent
 //! binary and the game process (both built by `cargo test --workspace`, or by scripts/test).
 
+mod common;
+
 use std::time::{Duration, Instant, SystemTime};
 
+use common::{evening_said, first_at, said, with_sandbox};
 use heimdall_events::{Command, CommandKind, Envelope, EventBody, InteractionReply, Requester};
-use heimdall_fakes::{DiscordMessage, MessageKind};
 use heimdall_sandbox::scenario::{evening, eviction, freya_joins, freya_leaves, select, Play};
 use heimdall_sandbox::{Options, Sandbox, SERVER_ID};
-
-const IP: &str = "203.0.113.10";
-
-/// (channel message?, text) of every message the app sent to Discord, in order.
-fn said(messages: &[DiscordMessage]) -> Vec<(bool, String)> {
-    messages
-        .iter()
-        .map(|m| {
-            (
-                matches!(m.kind, MessageKind::ChannelMessage { .. }),
-                m.content.clone(),
-            )
-        })
-        .collect()
-}
-
-fn first_at(messages: &[DiscordMessage], text: &str) -> Instant {
-    messages
-        .iter()
-        .find(|m| m.content.contains(text))
-        .unwrap_or_else(|| panic!("no message with {text:?}"))
-        .at
-}
-
-/// Runs `scenario` on a fresh sandbox and shuts it down whatever happens.
-async fn with_sandbox<T>(
-    options: Options,
-    scenario: impl AsyncFnOnce(&Sandbox) -> anyhow::Result<T>,
-) -> T {
-    let sandbox = Sandbox::start(options).await.expect("the sandbox starts");
-    let result = scenario(&sandbox).await;
-    sandbox.shutdown().await;
-    result.expect("the scenario plays through")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_discord_evening_saves_the_world_before_the_vm_goes() {
@@ -94,36 +62,7 @@ async fn a_discord_evening_saves_the_world_before_the_vm_goes() {
         ["starting", "booting", "running", "stopping", "stopped"],
         "the state entity's statuses: {statuses:?}"
     );
-    let expected: Vec<(bool, String)> = vec![
-        (
-            false,
-            "⏳ Starting the server for Ada… asking Azure for a VM.".into(),
-        ),
-        (false, format!("🖥️ VM up at {IP}, loading world…")),
-        (
-            false,
-            format!("✅ Server is ready! Join at {IP}:2456 (world Vanaheim)"),
-        ),
-        (
-            true,
-            format!("✅ Server is ready! Join at {IP}:2456 (world Vanaheim)"),
-        ),
-        (true, "⚔️ Freya Stormborn joined (1 online)".into()),
-        (true, "👋 Freya Stormborn left (0 online)".into()),
-        (
-            false,
-            format!("🟢 The server is running at {IP}:2456, nobody online."),
-        ),
-        (
-            false,
-            "🛑 Stopping the server for Ada… 💾 saving the world first.".into(),
-        ),
-        (false, "💾 World saved (14 ms).".into()),
-        (
-            false,
-            "💤 Server stopped; nothing is billed until the next /start.".into(),
-        ),
-    ];
+    let expected = evening_said();
     assert_eq!(
         said(&messages),
         expected,

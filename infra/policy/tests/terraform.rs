@@ -17,8 +17,8 @@ fn the_game_runs_on_one_spot_instance_that_the_app_scales() {
     let lifecycle = nested(set, "lifecycle").next().expect("a lifecycle block");
     let ignored = format!("{:?}", attribute(lifecycle, "ignore_changes"));
     assert!(
-        ignored.contains("instances"),
-        "Terraform leaves the app's capacity alone"
+        ignored.contains("instances") && ignored.contains("sku_name"),
+        "Terraform leaves the app's capacity and spot size alone"
     );
     let disk = nested(set, "os_disk").next().expect("an os_disk");
     let ephemeral = nested(disk, "diff_disk_settings")

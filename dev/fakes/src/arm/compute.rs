@@ -8,7 +8,7 @@ mod flexible;
 
 use bytes::Bytes;
 
-use super::{now, schedule_boot, Operation, OperationEnd, Shared, State, VmState};
+use super::{now, schedule_boot, Fault, Operation, OperationEnd, Patch, Shared, State, VmState};
 use crate::util::{guid, json, json_with, query_param, Reply};
 
 const COMPUTE_API_VERSIONS: &[&str] = &["2024-11-01"];
@@ -126,6 +126,14 @@ pub(super) fn handle(
     if let Err(refusal) = check_api_version(request, versions) {
         return refusal;
     }
+    let is_patch = *request.method() == http::Method::PATCH;
+    let accepted = match state.faults.take(is_patch) {
+        Some(fault @ (Fault::Throttle { .. } | Fault::ServerError { .. } | Fault::Busy { .. })) => {
+            return fault_reply(&fault)
+        }
+        Some(Fault::Accepted { .. }) => true,
+        None => false,
+    };
     match route {
         Route::ScaleSet {
             subscription,
@@ -137,7 +145,7 @@ pub(super) fn handle(
             }
             match *request.method() {
                 http::Method::GET => json(200, scale_set_body(shared, state)),
-                http::Method::PATCH => patch(shared, state, request),
+                http::Method::PATCH => patch(shared, state, request, accepted),
                 _ => method_not_allowed(request),
             }
         }
@@ -168,6 +176,27 @@ pub(super) fn handle(
                 _ => method_not_allowed(request),
             }
         }
+    }
+}
+
+/// The answer an injected fault makes, shaped as ARM's.
+fn fault_reply(fault: &Fault) -> Reply {
+    match fault {
+        Fault::Throttle { retry_after_s, .. } => json_with(
+            429,
+            &[("retry-after", retry_after_s.to_string())],
+            serde_json::json!({ "error": { "code": "TooManyRequests", "message": "The request is being throttled as the limit has been reached for operation type - Write_30Min." } }),
+        ),
+        Fault::ServerError { status, .. } => cloud_error(
+            *status,
+            if *status == 503 { "ServiceUnavailable" } else { "InternalServerError" },
+            "The server encountered an internal error. Please retry the request.",
+        ),
+        _ => cloud_error(
+            409,
+            "Conflict",
+            "The request failed due to conflict with a concurrent request: another operation is in progress on the scale set.",
+        ),
     }
 }
 
@@ -319,6 +348,8 @@ fn resource_id(shared: &Shared) -> String {
 fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
     let provisioning_state = if state.updating() {
         "Updating"
+    } else if state.allocation_failed {
+        "Failed"
     } else {
         "Succeeded"
     };
@@ -328,7 +359,7 @@ fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
         "type": "Microsoft.Compute/virtualMachineScaleSets",
         "location": LOCATION,
         "tags": {},
-        "sku": { "name": "Standard_D2s_v3", "tier": "Standard", "capacity": state.capacity },
+        "sku": { "name": state.size, "tier": "Standard", "capacity": state.capacity },
         "etag": format!("\"{}\"", state.etag),
         "properties": {
             "singlePlacementGroup": false,
@@ -370,25 +401,50 @@ fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
     })
 }
 
-/// `PATCH` the scale set: applies the capacity at once and starts an operation that finishes
-/// after `polls_in_progress` polls. Answers 200 `Updating` with `Azure-AsyncOperation` and
-/// `Retry-After`.
+/// `PATCH` the scale set: applies the capacity (and size) at once and starts an operation that
+/// finishes after `polls_in_progress` polls. Answers 200 `Updating` with `Azure-AsyncOperation`
+/// and `Retry-After`, or (an injected fault) 202 with only a `Location`.
 fn patch(
     shared: &std::sync::Arc<Shared>,
     state: &mut State,
     request: &http::Request<Bytes>,
+    accepted: bool,
 ) -> Reply {
-    let capacity = match requested_capacity(request, state.capacity) {
-        Ok(capacity) => capacity,
+    let (capacity, size) = match requested_sku(request, state.capacity) {
+        Ok(sku) => sku,
         Err(refusal) => return refusal,
     };
-    state.patches.push((capacity, std::time::Instant::now()));
+    state.patches.push(Patch {
+        capacity,
+        size: size.clone(),
+        at: std::time::Instant::now(),
+    });
+    if let Some(size) = size.filter(|s| *s != state.size) {
+        state.size = size;
+        // A new size makes a new VM: the one that could not be allocated goes.
+        if capacity > 0 && state.capacity > 0 {
+            set_capacity(shared, state, 0);
+        }
+    }
     set_capacity(shared, state, capacity);
-    let id = start_operation(shared, state);
+    let no_capacity = capacity > 0 && state.faults.no_capacity.contains(&state.size);
+    let id = start_operation(shared, state, no_capacity);
     let operation_url = format!(
         "{}/subscriptions/{}/providers/Microsoft.Compute/locations/{LOCATION}/operations/{id}?api-version={}",
         shared.origin, shared.config.subscription_id, COMPUTE_API_VERSIONS[0]
     );
+    if accepted {
+        if let Some(operation) = state.operations.get_mut(&id) {
+            operation.location_style = true;
+        }
+        return Reply::empty(
+            202,
+            &[
+                ("location", format!("{operation_url}&monitor=true")),
+                ("retry-after", RETRY_AFTER_S.to_string()),
+            ],
+        );
+    }
     json_with(
         200,
         &[
@@ -399,8 +455,11 @@ fn patch(
     )
 }
 
-/// `sku.capacity` from a `VirtualMachineScaleSetUpdate` body; absent means unchanged.
-fn requested_capacity(request: &http::Request<Bytes>, current: u32) -> Result<u32, Reply> {
+/// `sku.capacity` (absent: unchanged) and `sku.name` from a `VirtualMachineScaleSetUpdate`.
+fn requested_sku(
+    request: &http::Request<Bytes>,
+    current: u32,
+) -> Result<(u32, Option<String>), Reply> {
     let (is_json, content_type) = crate::util::json_content_type(request);
     if !is_json {
         return Err(cloud_error(
@@ -416,10 +475,23 @@ fn requested_capacity(request: &http::Request<Bytes>, current: u32) -> Result<u3
             &format!("The request content was invalid and could not be deserialized: '{e}'."),
         )
     })?;
-    let Some(value) = body.pointer("/sku/capacity") else {
-        return Ok(current);
+    let size = match body.pointer("/sku/name") {
+        None => None,
+        Some(serde_json::Value::String(name)) if name.starts_with("Standard_") => {
+            Some(name.clone())
+        }
+        Some(other) => {
+            return Err(cloud_error(
+                400,
+                "InvalidParameter",
+                &format!("The value {other} of parameter 'sku.name' is not a valid VM size."),
+            ))
+        }
     };
-    value
+    let Some(value) = body.pointer("/sku/capacity") else {
+        return Ok((current, size));
+    };
+    let capacity = value
         .as_u64()
         .filter(|n| *n <= MAX_CAPACITY)
         .and_then(|n| u32::try_from(n).ok())
@@ -429,7 +501,8 @@ fn requested_capacity(request: &http::Request<Bytes>, current: u32) -> Result<u3
                 "InvalidParameter",
                 &format!("The value {value} of parameter 'sku.capacity' is out of range. The value must be between 0 and {MAX_CAPACITY}, inclusive."),
             )
-        })
+        })?;
+    Ok((capacity, size))
 }
 
 /// Capacity takes effect at once: going to 0 deallocates the VM now; going up from 0 makes a
@@ -447,11 +520,12 @@ pub(super) fn set_capacity(shared: &Shared, state: &mut State, capacity: u32) {
     } else if previous == 0 {
         state.instance_id = Some(state.next_instance_id);
         state.next_instance_id += 1;
+        state.allocation_failed = false;
     }
 }
 
 /// A new operation preempts the one still running, as Compute does.
-fn start_operation(shared: &Shared, state: &mut State) -> String {
+fn start_operation(shared: &Shared, state: &mut State, no_capacity: bool) -> String {
     if let Some(previous) = state
         .current_operation
         .take()
@@ -468,6 +542,8 @@ fn start_operation(shared: &Shared, state: &mut State) -> String {
             start_time: now(),
             polls_left: shared.config.polls_in_progress,
             end: None,
+            no_capacity,
+            location_style: false,
         },
     );
     state.current_operation = Some(id.clone());
@@ -475,7 +551,9 @@ fn start_operation(shared: &Shared, state: &mut State) -> String {
 }
 
 /// `GET` an operation: `InProgress` (with `Retry-After`) until its polls are used up, then
-/// `Succeeded` with an `endTime`; success of the latest update boots the VM if needed.
+/// `Succeeded` with an `endTime` (or `Failed` with `AllocationFailed` on a size without spot
+/// capacity); success of the latest update boots the VM if needed. A `Location` URL answers
+/// 202 while running and 200 with no status when done.
 fn poll(shared: &std::sync::Arc<Shared>, state: &mut State, id: &str) -> Reply {
     let Some(operation) = state.operations.get_mut(id) else {
         return cloud_error(
@@ -484,16 +562,29 @@ fn poll(shared: &std::sync::Arc<Shared>, state: &mut State, id: &str) -> Reply {
             &format!("The operation '{id}' could not be found."),
         );
     };
+    let location_style = operation.location_style;
     if operation.end.is_none() {
         if operation.polls_left > 0 {
             operation.polls_left -= 1;
+            if location_style {
+                return Reply::empty(202, &[("retry-after", RETRY_AFTER_S.to_string())]);
+            }
             let body = serde_json::json!({ "startTime": operation.start_time, "status": "InProgress", "name": id });
             return json_with(200, &[("retry-after", RETRY_AFTER_S.to_string())], body);
         }
-        operation.end = Some((now(), OperationEnd::Succeeded));
-        if state.current_operation.as_deref() == Some(id) && state.capacity > 0 {
-            schedule_boot(shared, state);
+        let current = state.current_operation.as_deref() == Some(id);
+        if operation.no_capacity {
+            operation.end = Some((now(), OperationEnd::AllocationFailed));
+            state.allocation_failed |= current;
+        } else {
+            operation.end = Some((now(), OperationEnd::Succeeded));
+            if current && state.capacity > 0 {
+                schedule_boot(shared, state);
+            }
         }
+    }
+    if location_style {
+        return json(200, serde_json::json!({}));
     }
     json(200, ended_operation_body(state, id))
 }
@@ -515,6 +606,13 @@ fn ended_operation_body(state: &State, id: &str) -> serde_json::Value {
             body["error"] = serde_json::json!({
                 "code": "OperationPreempted",
                 "message": "Operation execution has been preempted by a more recent operation."
+            });
+        }
+        OperationEnd::AllocationFailed => {
+            body["status"] = "Failed".into();
+            body["error"] = serde_json::json!({
+                "code": "AllocationFailed",
+                "message": "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance"
             });
         }
     }

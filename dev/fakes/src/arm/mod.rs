@@ -3,6 +3,7 @@
 
 mod compute;
 mod entra;
+mod faults;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use tokio::task::AbortHandle;
 use crate::server::Server;
 use crate::util::{lock, segments, Reply, Utc};
 use crate::RecordedRequest;
+pub use faults::Fault;
 
 /// The identity and scale set the fake knows, and how it behaves.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct ArmFakeConfig {
     pub boot_delay: Duration,
     /// How many polls of an operation answer `InProgress` before it succeeds.
     pub polls_in_progress: u32,
+    /// The scale set's VM size until a PATCH changes it.
+    pub vm_size: String,
 }
 
 impl Default for ArmFakeConfig {
@@ -45,6 +49,7 @@ impl Default for ArmFakeConfig {
             public_ip: "203.0.113.10".into(),
             boot_delay: Duration::from_millis(200),
             polls_in_progress: 1,
+            vm_size: "Standard_D2as_v5".into(),
         }
     }
 }
@@ -69,9 +74,12 @@ impl ArmFake {
         let mut shared = None;
         let server = Server::start(|origin| {
             let state = Arc::new(Shared {
+                state: Mutex::new(State {
+                    size: config.vm_size.clone(),
+                    ..State::default()
+                }),
                 config,
                 origin,
-                state: Mutex::new(State::default()),
                 lifecycle,
             });
             shared = Some(Arc::clone(&state));
@@ -90,12 +98,37 @@ impl ArmFake {
 
     /// Every capacity sent by PATCH, in order.
     pub fn capacity_patches(&self) -> Vec<u32> {
-        self.timed_patches().into_iter().map(|(c, _)| c).collect()
+        self.patches().into_iter().map(|p| p.capacity).collect()
     }
 
     /// Every capacity sent by PATCH, with when it arrived.
     pub fn timed_patches(&self) -> Vec<(u32, Instant)> {
+        self.patches()
+            .into_iter()
+            .map(|p| (p.capacity, p.at))
+            .collect()
+    }
+
+    /// Every PATCH the scale set took: capacity, size (when it changed it) and when.
+    pub fn patches(&self) -> Vec<Patch> {
         lock(&self.shared.state).patches.clone()
+    }
+
+    /// Makes trouble for the next requests (see [`Fault`]).
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared.state).faults.add(fault);
+    }
+
+    /// Azure has no spot capacity for these sizes: a scale-up with one fails in its
+    /// operation with `AllocationFailed`, as Compute reports it.
+    pub fn no_capacity_for(&self, sizes: &[&str]) {
+        let mut state = lock(&self.shared.state);
+        state.faults.no_capacity = sizes.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// The scale set's VM size now.
+    pub fn vm_size(&self) -> String {
+        lock(&self.shared.state).size.clone()
     }
 
     /// Azure takes the spot VM (eviction with the `Delete` policy): the instance is deleted and
@@ -114,6 +147,15 @@ impl ArmFake {
     /// The scale set's capacity now.
     pub fn capacity(&self) -> u32 {
         lock(&self.shared.state).capacity
+    }
+
+    /// How many tokens Entra was asked for so far.
+    pub fn token_requests(&self) -> usize {
+        lock(&self.shared.state)
+            .requests
+            .iter()
+            .filter(|r| r.uri.path().ends_with("/oauth2/v2.0/token"))
+            .count()
     }
 
     /// Every request received, in order (token requests included).
@@ -140,6 +182,15 @@ impl Drop for ArmFake {
     }
 }
 
+/// One PATCH the scale set took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    pub capacity: u32,
+    /// The VM size it set, when it set one.
+    pub size: Option<String>,
+    pub at: Instant,
+}
+
 /// What the handler and the boot timer share.
 struct Shared {
     config: ArmFakeConfig,
@@ -161,15 +212,24 @@ struct State {
     /// The latest update's operation id; earlier ones have been preempted or have ended.
     current_operation: Option<String>,
     operations: HashMap<String, Operation>,
-    patches: Vec<(u32, Instant)>,
+    patches: Vec<Patch>,
     requests: Vec<RecordedRequest>,
     boot: Option<AbortHandle>,
+    /// The VM size (`sku.name`).
+    size: String,
+    /// The latest scale-up's allocation failed: the instance exists but will never run.
+    allocation_failed: bool,
+    faults: faults::Faults,
 }
 
 struct Operation {
     start_time: String,
     polls_left: u32,
     end: Option<(String, OperationEnd)>,
+    /// A scale-up onto a size without spot capacity: it ends `AllocationFailed`.
+    no_capacity: bool,
+    /// Followed at a `Location` URL (202 while running) rather than `Azure-AsyncOperation`.
+    location_style: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -177,6 +237,8 @@ enum OperationEnd {
     Succeeded,
     /// A later update replaced this one before it finished (Compute's `OperationPreempted`).
     Preempted,
+    /// No spot capacity for the size.
+    AllocationFailed,
 }
 
 impl State {
@@ -190,7 +252,10 @@ impl State {
 
     /// The VM exists (capacity above 0 and its update finished): it has an address.
     fn allocated(&self) -> bool {
-        self.capacity > 0 && self.instance_id.is_some() && !self.updating()
+        self.capacity > 0
+            && self.instance_id.is_some()
+            && !self.updating()
+            && !self.allocation_failed
     }
 }
 

@@ -68,6 +68,16 @@ pub fn example(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
+/// The JSON body of an example HTTP transcript (`*.http.txt`: headers, then the body).
+pub fn example_http(name: &str) -> serde_json::Value {
+    let path = contracts_dir().join("examples").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read contract example {}: {e}", path.display()));
+    let body = &text[text.find('{').expect("a JSON body")..];
+    serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{} has no JSON body: {e}", path.display()))
+}
+
 /// The body of a swagger example's response for `status`.
 pub fn example_response(name: &str, status: &str) -> serde_json::Value {
     example(name)["responses"][status]["body"].clone()

@@ -49,6 +49,9 @@ enum Action {
         /// Never save and never exit on SIGTERM (a hung game).
         #[arg(long, env = "HEIMDALL_GAME_HANG")]
         hang: bool,
+        /// Load forever: never print that the server is listening.
+        #[arg(long, env = "HEIMDALL_GAME_NEVER_READY")]
+        never_ready: bool,
     },
     /// Stops the game like `docker stop`: SIGTERM, then SIGKILL after the timeout.
     Stop {
@@ -73,12 +76,13 @@ fn main() -> ExitCode {
             boot_ms,
             save_ms,
             hang,
+            never_ready,
         } => run(
             &log,
             &pid_file,
             Duration::from_millis(boot_ms),
             Duration::from_millis(save_ms),
-            hang,
+            Behaviour { hang, never_ready },
         ),
         Action::Stop {
             pid_file,
@@ -106,12 +110,18 @@ impl ContainerLog {
     }
 }
 
+/// How this game misbehaves, if it does.
+struct Behaviour {
+    hang: bool,
+    never_ready: bool,
+}
+
 fn run(
     log: &Path,
     pid_file: &Path,
     boot: Duration,
     save: Duration,
-    hang: bool,
+    behaviour: Behaviour,
 ) -> anyhow::Result<()> {
     let handler = on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: the handler only stores to an atomic.
@@ -131,8 +141,10 @@ fn run(
         log.write(line)?;
     }
     thread::sleep(boot);
-    for line in listening {
-        log.write(line)?;
+    if !behaviour.never_ready {
+        for line in listening {
+            log.write(line)?;
+        }
     }
     let input = stdin_lines();
     while !TERMINATED.load(Ordering::SeqCst) {
@@ -147,7 +159,7 @@ fn run(
     for line in stopping {
         log.write(line)?;
     }
-    if hang {
+    if behaviour.hang {
         loop {
             thread::sleep(Duration::from_secs(3600));
         }

@@ -23,6 +23,8 @@ pub struct Outcome {
     pub event_latencies: Vec<Duration>,
     /// From sending /stop to the scale set at capacity 0 (the save comes first).
     pub stop_to_capacity_zero: Duration,
+    /// Tokens the app asked Entra for, from /start to the server ready.
+    pub tokens_for_start: usize,
 }
 
 pub async fn play(sandbox: &Sandbox) -> anyhow::Result<Outcome> {
@@ -44,6 +46,7 @@ pub async fn play(sandbox: &Sandbox) -> anyhow::Result<Outcome> {
     let booted = Instant::now();
     play.note("(the VM boots; the game container starts and prints its log)");
     latencies.push(play.wait_for("Server is ready", booted).await?);
+    let tokens_for_start = sandbox.arm.token_requests();
 
     let at = play.game(&freya_joins())?;
     latencies.push(play.wait_for("Freya Stormborn joined", at).await?);
@@ -73,5 +76,6 @@ pub async fn play(sandbox: &Sandbox) -> anyhow::Result<Outcome> {
         queued_after_forgeries,
         event_latencies: latencies,
         stop_to_capacity_zero,
+        tokens_for_start,
     })
 }

@@ -2,8 +2,10 @@
 //! prints it as the conversation a player sees. `Play` holds what they share: sending slash
 //! commands, having the game print lines, and waiting (boundedly) for what must follow.
 
+pub mod capacity;
 pub mod evening;
 pub mod eviction;
+pub mod idle;
 
 use std::time::{Duration, Instant};
 
@@ -38,9 +40,12 @@ impl<'a> Play<'a> {
     pub async fn command(&mut self, name: &str, user: &str) -> anyhow::Result<String> {
         let player = &self.sandbox.player;
         let prepared = player.prepare(name.trim_start_matches('/'), user);
-        self.sandbox.discord.register_interaction(&prepared.token);
+        let discord = &self.sandbox.discord;
+        // Until the app's answer reaches Discord, an edit of the reply gets 10008.
+        discord.interaction_sent(&prepared.token);
         self.transcript.command(user, name, &prepared.token);
         let answer = player.send(prepared, Forgery::None).await?;
+        discord.register_interaction(&answer.token);
         if answer.status != 200 {
             bail!("{name} was answered with HTTP {}", answer.status);
         }
