@@ -159,7 +159,7 @@ impl Agent {
                 Ok(_) => {
                     tracing::debug!(
                         event_id = envelope.id,
-                        event = event_name(&envelope.body),
+                        event = envelope.body.name(),
                         "spooled"
                     );
                     // The sender may have ended already when stopping; the spool keeps it.
@@ -188,24 +188,6 @@ impl Agent {
             Ok(id) => self.emit(id, event),
             Err(error) => tracing::error!("no randomness for an event id: {error:#}; dropped"),
         }
-    }
-}
-
-/// The event's name in logs.
-pub fn event_name(body: &EventBody) -> &'static str {
-    match body {
-        EventBody::Command(_) => "command",
-        EventBody::Tick => "tick",
-        EventBody::Game(event) => match event {
-            GameEvent::VmUp(_) => "vm-up",
-            GameEvent::ServerReady(_) => "server-ready",
-            GameEvent::PlayerJoined(_) => "player-joined",
-            GameEvent::PlayerLeft(_) => "player-left",
-            GameEvent::WorldSaved(_) => "world-saved",
-            GameEvent::EvictionComing(_) => "eviction-coming",
-            GameEvent::GameStopped(_) => "game-stopped",
-            GameEvent::Heartbeat(_) => "heartbeat",
-        },
     }
 }
 

@@ -160,7 +160,7 @@ fn send_one(spool: &Spool, sender: &mut Sender, spooled: &Spooled) -> Step {
         Outcome::Sent => {
             tracing::info!(
                 event_id = envelope.id,
-                event = crate::event_name(&envelope.body),
+                event = envelope.body.name(),
                 ms = started.elapsed().as_millis() as u64,
                 "sent"
             );

@@ -1,5 +1,5 @@
 use heimdall_azure_storage::{Account, Endpoint, Queue, Table};
-use heimdall_server_state::Settings;
+use heimdall_server_state::{stored, Settings};
 use heimdall_spin_io::variable;
 
 /// Slash commands; only the interactions component writes here.
@@ -9,7 +9,6 @@ pub(crate) const EVENTS_QUEUE: &str = "events";
 pub(crate) const POISON_QUEUE: &str = "events-poison";
 /// Orders for the agent (save and stop); the VM's identity takes them.
 pub(crate) const CONTROL_QUEUE: &str = "control";
-pub(crate) const STATE_TABLE: &str = "servers";
 pub(crate) const SCALER: &str = "http://scaler.spin.internal";
 
 /// Everything reactions reads from its variables, once per request.
@@ -41,7 +40,7 @@ impl Config {
             events: queue(EVENTS_QUEUE),
             poison: queue(POISON_QUEUE),
             control: queue(CONTROL_QUEUE),
-            table: Table::new(account, tables, STATE_TABLE),
+            table: Table::new(account, tables, stored::TABLE),
         })
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use heimdall_azure_arm::scaler_api::{
-    CapacityRequest, InstanceReply, OperationRequest, ScaleReply, ARM_TOKEN_HEADER,
+    CapacityRequest, InstanceReply, OperationRequest, ScaleReply, ARM_TOKEN_HEADER, EVENT_HEADER,
 };
 use heimdall_azure_storage::check;
 use heimdall_discord::rest::{create_message, delivery, edit_original, Delivery};
@@ -49,7 +49,8 @@ impl<'a> Executor<'a> {
         }
     }
 
-    pub async fn execute(&mut self, effect: &EffectKind) -> Outcome {
+    /// Carries out `effect`, which event `cause` led to (the scaler logs it too).
+    pub async fn execute(&mut self, effect: &EffectKind, cause: &str) -> Outcome {
         match effect {
             EffectKind::EditReply {
                 reply,
@@ -62,9 +63,10 @@ impl<'a> Executor<'a> {
                     &reply.token,
                     content,
                 );
-                match self.discord(request).await {
+                match self.discord(request.map_err(|e| e.to_string())).await {
                     Ok(outcome) => outcome,
-                    // The token lasts 15 minutes: past that, the channel hears it instead.
+                    // The token lasts 15 minutes: past that (or with a token that is not one),
+                    // the channel hears it instead.
                     Err(Gone(why)) => match channel_id {
                         Some(channel_id) => self.post(channel_id, content).await,
                         None => Outcome::Never(why),
@@ -80,15 +82,15 @@ impl<'a> Executor<'a> {
                     capacity: *capacity,
                     size: size.clone(),
                 };
-                self.scale(*capacity, "/capacity", &request).await
+                self.scale(*capacity, "/capacity", &request, cause).await
             }
             EffectKind::PollOperation { capacity, poll_url } => {
                 let request = OperationRequest {
                     operation: poll_url.clone(),
                 };
-                self.scale(*capacity, "/operation", &request).await
+                self.scale(*capacity, "/operation", &request, cause).await
             }
-            EffectKind::LookupInstance => self.instance().await,
+            EffectKind::LookupInstance => self.instance(cause).await,
             EffectKind::SaveAndStop {
                 id,
                 vm_name,
@@ -104,15 +106,19 @@ impl<'a> Executor<'a> {
             channel_id,
             content,
         );
-        self.discord(request)
+        self.discord(request.map_err(|e| e.to_string()))
             .await
             .unwrap_or_else(|Gone(why)| Outcome::Never(why))
     }
 
     /// Sends a message to Discord, waiting out at once what is short: an edit that overtook
     /// the initial response, a rate limit of a second or two.
-    /// The reply or channel no longer exists (`Err`).
-    async fn discord(&self, request: http::Request<Vec<u8>>) -> Result<Outcome, Gone> {
+    /// The reply or channel no longer exists, or a request for it cannot be made (`Err`).
+    async fn discord(
+        &self,
+        request: Result<http::Request<Vec<u8>>, String>,
+    ) -> Result<Outcome, Gone> {
+        let request = request.map_err(Gone)?;
         let mut tries = 0;
         loop {
             tries += 1;
@@ -156,20 +162,29 @@ impl<'a> Executor<'a> {
         }
     }
 
-    async fn scale<T: serde::Serialize>(&mut self, capacity: u32, path: &str, body: &T) -> Outcome {
-        let response = match self.scaler("POST", path, body).await {
+    async fn scale<T: serde::Serialize>(
+        &mut self,
+        capacity: u32,
+        path: &str,
+        body: &T,
+        cause: &str,
+    ) -> Outcome {
+        let response = match self.scaler("POST", path, body, cause).await {
             Ok(response) => response,
             Err(e) => return later(None, format!("{e:#}")),
         };
         let reply = match serde_json::from_slice::<ScaleReply>(response.body()) {
             Ok(reply) => reply,
-            // Not the contract: the scaler itself cannot work (a missing variable, say).
-            Err(_) => ScaleReply::Failed {
+            // Not the contract: the scaler did not run to its answer (the host's 500 for a
+            // trapped instance, say). It says so itself when it cannot work for good
+            // (misconfigured), so this is worth another try, a bounded number of times.
+            Err(_) => ScaleReply::Retry {
                 code: format!("Scaler{}", response.status().as_u16()),
                 message: String::from_utf8_lossy(response.body())
                     .chars()
                     .take(300)
                     .collect(),
+                retry_after_s: None,
             },
         };
         let outcome = match reply {
@@ -204,8 +219,8 @@ impl<'a> Executor<'a> {
         Outcome::Done(Some(Input::Scaled { capacity, outcome }))
     }
 
-    async fn instance(&mut self) -> Outcome {
-        let response = match self.scaler("GET", "/instance", &()).await {
+    async fn instance(&mut self, cause: &str) -> Outcome {
+        let response = match self.scaler("GET", "/instance", &(), cause).await {
             Ok(response) => response,
             Err(e) => return later(None, format!("{e:#}")),
         };
@@ -231,6 +246,7 @@ impl<'a> Executor<'a> {
         method: &str,
         path: &str,
         body: &T,
+        cause: &str,
     ) -> anyhow::Result<http::Response<Vec<u8>>> {
         let body = if method == "GET" {
             Vec::new()
@@ -240,7 +256,8 @@ impl<'a> Executor<'a> {
         let mut request = http::Request::builder()
             .method(method)
             .uri(format!("{SCALER}{path}"))
-            .header("content-type", "application/json");
+            .header("content-type", "application/json")
+            .header(EVENT_HEADER, cause);
         if let Some(token) = &self.arm_token {
             request = request.header(ARM_TOKEN_HEADER, token);
         }
@@ -287,7 +304,8 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// The reply's token expired or the channel was deleted; why, for the log.
+/// The reply's token expired, the channel was deleted, or they cannot be named in a URL; why,
+/// for the log.
 struct Gone(String);
 
 fn later(after_ms: Option<u64>, why: String) -> Outcome {

@@ -13,7 +13,7 @@ use heimdall_azure_storage::queue::{parse_messages, parse_peeked};
 use heimdall_azure_storage::{check, Queue, ReceivedMessage};
 use heimdall_events::{Envelope, EventBody};
 use heimdall_server_state::{Effect, EffectKind, Input};
-use heimdall_spin_io::send;
+use heimdall_spin_io::{send, Log};
 
 use crate::config::Config;
 use crate::effects::{now_ms, Executor, Outcome};
@@ -36,6 +36,10 @@ const MAX_LEASES: usize = 3;
 const RETRY_AGE_MS: u64 = 10_000;
 /// Bound on effect → outcome → effect chains for one event.
 const MAX_ROUNDS: usize = 16;
+pub(crate) const LOG: Log = Log::new("reactions");
+
+/// An input to the state, with the id of the event that led to it (for the logs).
+type Caused = (Input, String);
 
 #[derive(Default, serde::Serialize)]
 pub(crate) struct Report {
@@ -141,13 +145,15 @@ impl Drain<'_> {
         }
         if tick {
             let now = now_ms();
+            let id = format!("tick-{now}");
             let tick = Envelope::new(
-                format!("tick-{now}"),
+                id.clone(),
                 self.config.server_id.clone(),
                 now,
                 EventBody::Tick,
             );
-            self.process(vec![Input::Event(Box::new(tick))]).await?;
+            self.process(vec![(Input::Event(Box::new(tick)), id)])
+                .await?;
             // Effects an earlier invocation could not finish; what they answer counts as much.
             let due = self.stored.state.due_effects(now, RETRY_AGE_MS);
             let outcomes = self.run_effects(due).await?;
@@ -177,7 +183,15 @@ impl Drain<'_> {
     async fn take(&mut self, source: Source, message: ReceivedMessage) -> anyhow::Result<()> {
         match decode(self.config, source, &message) {
             Ok(envelope) => {
-                self.process(vec![Input::Event(Box::new(envelope))]).await?;
+                let id = envelope.id.clone();
+                let what = match &envelope.body {
+                    EventBody::Command(command) => format!("/{}", command.kind.name()),
+                    body => body.name().to_owned(),
+                };
+                let queue = source.queue(self.config).name();
+                LOG.info(Some(&id), format_args!("taken from `{queue}`: {what}"));
+                self.process(vec![(Input::Event(Box::new(envelope)), id)])
+                    .await?;
                 self.report.processed += 1;
             }
             Err(reason) => {
@@ -193,7 +207,10 @@ impl Drain<'_> {
 
     /// Moves a message to the poison queue and says so, in the log and in Discord.
     async fn set_aside(&mut self, message: &ReceivedMessage, reason: &str) -> anyhow::Result<()> {
-        eprintln!("reactions: message {} set aside: {reason}", message.id);
+        LOG.warn(
+            None,
+            format_args!("queue message {} set aside: {reason}", message.id),
+        );
         let poison = self
             .config
             .poison
@@ -208,56 +225,63 @@ impl Drain<'_> {
                 channel_id,
                 content,
             };
-            if !matches!(self.executor.execute(&notice).await, Outcome::Done(_)) {
-                eprintln!("reactions: could not report the poison message in Discord");
+            if !matches!(self.executor.execute(&notice, "").await, Outcome::Done(_)) {
+                LOG.warn(None, "could not report the poison message in Discord");
             }
         }
         Ok(())
     }
 
     /// Applies inputs, carries out their effects, and feeds the outcomes back in.
-    async fn process(&mut self, mut inputs: Vec<Input>) -> anyhow::Result<()> {
+    async fn process(&mut self, mut inputs: Vec<Caused>) -> anyhow::Result<()> {
         for _ in 0..MAX_ROUNDS {
-            let Some(input) = inputs.pop() else {
+            let Some((input, cause)) = inputs.pop() else {
                 return Ok(());
             };
             let now = now_ms();
             let applied = store::commit(self.config, &mut self.stored, |state| {
-                state.apply(input.clone(), now)
+                state.apply_caused(input.clone(), &cause, now)
             })
             .await?;
             for old in &applied.dropped {
-                eprintln!(
-                    "reactions: effect {} ({}) dropped from a full outbox",
-                    old.id,
-                    old.kind.name()
+                LOG.warn(
+                    Some(&old.cause),
+                    format_args!(
+                        "effect {} ({}) dropped from a full outbox",
+                        old.id,
+                        old.kind.name()
+                    ),
                 );
             }
             inputs.extend(self.run_effects(applied.effects).await?);
         }
-        eprintln!("reactions: stopped following effects after {MAX_ROUNDS} rounds");
+        LOG.warn(
+            None,
+            format_args!("stopped following effects after {MAX_ROUNDS} rounds"),
+        );
         Ok(())
     }
 
     /// Carries out effects in order. One that failed waits in the outbox for the tick (when the
     /// service said, or after a backoff); one that can never succeed is logged and removed.
-    async fn run_effects(&mut self, effects: Vec<Effect>) -> anyhow::Result<Vec<Input>> {
+    async fn run_effects(&mut self, effects: Vec<Effect>) -> anyhow::Result<Vec<Caused>> {
         let mut done = Vec::new();
         let mut later = Vec::new();
         let mut never = Vec::new();
         let mut inputs = Vec::new();
         for effect in effects {
-            match self.executor.execute(&effect.kind).await {
+            let (id, kind, cause) = (&effect.id, effect.kind.name(), Some(effect.cause.as_str()));
+            match self.executor.execute(&effect.kind, &effect.cause).await {
                 Outcome::Done(input) => {
+                    LOG.info(cause, format_args!("effect {id} ({kind}) done"));
+                    inputs.extend(input.map(|input| (input, effect.cause.clone())));
                     done.push(effect.id);
-                    inputs.extend(input);
                     self.report.effects_done += 1;
                 }
                 Outcome::Later { after_ms, why } => {
-                    eprintln!(
-                        "reactions: effect {} ({}) failed, will retry: {why}",
-                        effect.id,
-                        effect.kind.name()
+                    LOG.warn(
+                        cause,
+                        format_args!("effect {id} ({kind}) failed, will retry: {why}"),
                     );
                     later.push((effect.id, after_ms));
                     self.report.effects_failed += 1;
@@ -286,10 +310,13 @@ impl Drain<'_> {
         })
         .await?;
         for (effect, why) in given_up {
-            eprintln!(
-                "reactions: gave up effect {} ({}): {why}",
-                effect.id,
-                effect.kind.name()
+            LOG.error(
+                Some(&effect.cause),
+                format_args!(
+                    "gave up effect {} ({}): {why}",
+                    effect.id,
+                    effect.kind.name()
+                ),
             );
             self.report.effects_given_up += 1;
         }
@@ -312,17 +339,9 @@ fn decode(config: &Config, source: Source, message: &ReceivedMessage) -> Result<
     if !source.accepts(&envelope.body) {
         return Err(format!(
             "a {} does not belong on the `{}` queue",
-            body_kind(&envelope.body),
+            envelope.body.name(),
             source.queue(config).name()
         ));
     }
     Ok(envelope)
-}
-
-fn body_kind(body: &EventBody) -> &'static str {
-    match body {
-        EventBody::Command(_) => "command",
-        EventBody::Game(_) => "game event",
-        EventBody::Tick => "tick",
-    }
 }

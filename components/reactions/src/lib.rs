@@ -11,6 +11,7 @@ use heimdall_spin_io::{carries_secret, json, text, variable};
 use spin_sdk::http::{Method, Request, Response};
 
 use crate::config::Config;
+use crate::inbox::LOG;
 
 #[spin_sdk::http_component]
 async fn handle(request: Request) -> Response {
@@ -31,14 +32,17 @@ async fn handle(request: Request) -> Response {
     let config = match Config::load() {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("reactions: configuration: {e:#}");
+            LOG.error(None, format_args!("configuration: {e:#}"));
             return text(500, "not configured");
         }
     };
     match inbox::run(&config, tick).await {
         Ok(report) => json(200, &report),
         Err(e) => {
-            eprintln!("reactions: {e:#}");
+            LOG.warn(
+                None,
+                format_args!("could not finish, the next kick or tick will: {e:#}"),
+            );
             text(503, "could not process events now; will retry")
         }
     }

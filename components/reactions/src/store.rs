@@ -5,13 +5,12 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use heimdall_azure_storage::table::{etag, parse_entity};
+use heimdall_server_state::stored::{self, ROW};
 use heimdall_server_state::ServerState;
 use heimdall_spin_io::send;
-use serde_json::{Map, Value};
 
 use crate::config::Config;
 
-const ROW: &str = "state";
 /// Attempts at a contended write before giving up (the queue redelivers the event later).
 const MAX_ATTEMPTS: usize = 8;
 
@@ -31,14 +30,8 @@ pub(crate) async fn load(config: &Config) -> anyhow::Result<Stored> {
             etag: None,
         });
     };
-    let json = entity
-        .properties
-        .get("State")
-        .and_then(Value::as_str)
-        .context("server state entity has no State property")?;
-    let mut state: ServerState =
-        serde_json::from_str(json).context("server state is not valid JSON")?;
-    state.settings = config.settings.clone();
+    let state =
+        stored::decode(&entity.properties, config.settings.clone()).map_err(anyhow::Error::msg)?;
     Ok(Stored {
         state,
         etag: Some(entity.etag),
@@ -76,9 +69,7 @@ async fn write(
     state: &ServerState,
     if_match: Option<&str>,
 ) -> anyhow::Result<Option<String>> {
-    let mut properties = Map::new();
-    properties.insert("Status".into(), state.status.as_str().into());
-    properties.insert("State".into(), serde_json::to_string(state)?.into());
+    let properties = stored::encode(state)?;
     let now = SystemTime::now();
     let request = match if_match {
         Some(tag) => config

@@ -8,7 +8,7 @@
 //! invocation of reactions costs at most one token from Entra.
 
 use heimdall_azure_arm::scaler_api::{
-    CapacityRequest, InstanceReply, OperationRequest, ScaleReply, ARM_TOKEN_HEADER,
+    CapacityRequest, InstanceReply, OperationRequest, ScaleReply, ARM_TOKEN_HEADER, EVENT_HEADER,
 };
 use heimdall_azure_arm::{entra, operation, vmss};
 use heimdall_azure_arm::{
@@ -23,13 +23,20 @@ const DEFAULT_RETRY_AFTER_S: u32 = 10;
 
 /// Requests are a few hundred bytes; operation URLs may exceed 4 KB, hence the margin.
 const MAX_BODY_BYTES: usize = 16 * 1024;
+const LOG: io::Log = io::Log::new("scaler");
 
 #[spin_sdk::http_component]
 async fn handle(request: Request) -> Response {
     let path = request.path().to_owned();
+    let event = request
+        .header(EVENT_HEADER)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let log = |failure: Failure| failure.into_response(&path, &event);
     let mut session = match Session::open(&request) {
         Ok(session) => session,
-        Err(failure) => return failure.into_response(&path),
+        Err(failure) => return log(failure),
     };
     let result = match (request.method(), path.as_str()) {
         (Method::Post, "/capacity") => set_capacity(&mut session, &request).await,
@@ -40,11 +47,27 @@ async fn handle(request: Request) -> Response {
         }
         _ => return io::text(404, "no such route"),
     };
-    let mut response = result.unwrap_or_else(|failure| failure.into_response(&path));
+    let mut response = match result {
+        Ok(response) => {
+            let answer = String::from_utf8_lossy(response.body());
+            LOG.info(Some(&event), format_args!("{path}: {}", summary(&answer)));
+            response
+        }
+        Err(failure) => log(failure),
+    };
     if let Some(token) = &session.token {
         response.set_header(ARM_TOKEN_HEADER, token.secret());
     }
     response
+}
+
+/// What the scaler answered, for its log line: a scale reply's `status` (`succeeded`,
+/// `in-progress`, ...); the ARM token travels in a header, never in the body.
+fn summary(answer: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(answer)
+        .ok()
+        .and_then(|v| v.get("status").and_then(|o| o.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "answered".into())
 }
 
 /// `POST /capacity`: nothing to do if the scale set already has the capacity (and size), else
@@ -309,15 +332,24 @@ impl Failure {
         }
     }
 
-    fn into_response(self, route: &str) -> Response {
+    fn into_response(self, route: &str, event: &str) -> Response {
+        let event = Some(event);
         match self {
-            Failure::BadInput(message) => io::text(400, &message),
+            Failure::BadInput(message) => {
+                LOG.warn(event, format_args!("{route}: bad request: {message}"));
+                io::text(400, &message)
+            }
             Failure::Config(error) => {
-                eprintln!("scaler {route}: configuration: {error:#}");
-                io::text(500, &format!("the scaler is misconfigured: {error:#}"))
+                LOG.error(event, format_args!("{route}: configuration: {error:#}"));
+                // In the contract, so that the caller knows this will not heal by itself.
+                let reply = ScaleReply::Failed {
+                    code: "ScalerMisconfigured".into(),
+                    message: format!("the scaler is misconfigured: {error:#}"),
+                };
+                io::json(500, &reply)
             }
             Failure::Upstream(error, region) => {
-                eprintln!("scaler {route}: {error}");
+                LOG.warn(event, format_args!("{route}: {error}"));
                 let mut response = scale_reply(&ScaleReply::from_error(&error, region.as_deref()));
                 if let Some(seconds) = error.retry_after_s() {
                     response.set_header("retry-after", seconds.to_string());
@@ -325,7 +357,7 @@ impl Failure {
                 response
             }
             Failure::Unreachable(error) => {
-                eprintln!("scaler {route}: {error:#}");
+                LOG.warn(event, format_args!("{route}: {error:#}"));
                 scale_reply(&ScaleReply::Retry {
                     code: "Unreachable".into(),
                     message: format!("{error:#}"),
@@ -437,7 +469,7 @@ mod tests {
             },
             None,
         );
-        let response = failure.into_response("/capacity");
+        let response = failure.into_response("/capacity", "");
         assert_eq!(*response.status(), 502);
         assert_eq!(
             response.header("retry-after").and_then(|v| v.as_str()),
@@ -449,7 +481,7 @@ mod tests {
         ));
         let unreachable = Failure::Unreachable(anyhow::anyhow!("connection refused"));
         assert!(matches!(
-            reply_of(&unreachable.into_response("/capacity")),
+            reply_of(&unreachable.into_response("/capacity", "")),
             ScaleReply::Retry { .. }
         ));
     }
@@ -467,7 +499,7 @@ mod tests {
         )
         .in_region(Some("westeurope"));
         assert!(matches!(
-            reply_of(&failure.into_response("/capacity")),
+            reply_of(&failure.into_response("/capacity", "")),
             ScaleReply::NoCapacity { region: Some(r), .. } if r == "westeurope"
         ));
     }
@@ -482,7 +514,7 @@ mod tests {
             },
             None,
         );
-        let response = failure.into_response("/instance");
+        let response = failure.into_response("/instance", "");
         assert_eq!(*response.status(), 502);
         assert!(
             matches!(reply_of(&response), ScaleReply::Failed { code, .. } if code == "invalid_client")
@@ -497,7 +529,7 @@ mod tests {
             .body(r#"{"capacity":-1}"#)
             .build();
         let failure = json_body::<CapacityRequest>(&request).expect_err("refused");
-        assert_eq!(*failure.into_response("/capacity").status(), 400);
+        assert_eq!(*failure.into_response("/capacity", "").status(), 400);
         let huge = Request::builder()
             .method(Method::Post)
             .uri("/operation")
@@ -509,7 +541,7 @@ mod tests {
         assert_eq!(
             *foreign
                 .expect_err("refused")
-                .into_response("/operation")
+                .into_response("/operation", "")
                 .status(),
             400
         );

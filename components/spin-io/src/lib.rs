@@ -5,6 +5,12 @@ use anyhow::{anyhow, Context};
 use futures::SinkExt;
 use spin_sdk::http::{Fields, OutgoingResponse, Request, Response, ResponseOutparam};
 
+pub mod log;
+pub use log::Log;
+
+/// Lines about answering the caller, whichever component answers.
+const LOG: Log = Log::new("http");
+
 /// Sends a request built by a sans-IO crate and returns the whole response.
 ///
 /// Goes through spin-sdk's own `Response` so that a broken response body is an error here,
@@ -60,7 +66,7 @@ pub async fn answer(out: ResponseOutparam, response: Response) {
     let outgoing = match Fields::from_list(&headers) {
         Ok(fields) => OutgoingResponse::new(fields),
         Err(e) => {
-            eprintln!("answer: bad response headers: {e}");
+            LOG.error(None, format_args!("bad response headers: {e}"));
             OutgoingResponse::new(Fields::new())
         }
     };
@@ -78,7 +84,10 @@ pub async fn answer(out: ResponseOutparam, response: Response) {
         sink.send(body).await
     };
     if let Err(e) = sent {
-        eprintln!("answer: the caller went away: {e}");
+        LOG.warn(
+            None,
+            format_args!("the caller went away before the answer: {e}"),
+        );
     }
 }
 

@@ -135,7 +135,7 @@ mod tests {
         let group = "/subscriptions/sub/resourceGroups/rg/providers";
         vec![
             set.get_request(&token).unwrap(),
-            set.set_capacity_request(&token, 1, Some("Standard_D2s_v5"))
+            set.set_capacity_request(&token, 1, Some("Standard_D2s_v3"))
                 .unwrap(),
             operation.request(&token).unwrap(),
             set.vm_list_request(&token).unwrap(),

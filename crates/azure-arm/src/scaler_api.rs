@@ -19,6 +19,9 @@ use crate::ArmError;
 
 /// The header that carries an ARM bearer token between reactions and the scaler.
 pub const ARM_TOKEN_HEADER: &str = "x-heimdall-arm-token";
+/// The header that carries the id of the event a scaler call is for, so that the scaler's log
+/// lines carry it too.
+pub const EVENT_HEADER: &str = "x-heimdall-event";
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct CapacityRequest {

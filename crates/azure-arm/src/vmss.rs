@@ -344,12 +344,12 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
         assert_eq!(body, serde_json::json!({"sku": {"capacity": 1}}));
         let resized = scale_set()
-            .set_capacity_request(&token(), 1, Some("Standard_D2s_v5"))
+            .set_capacity_request(&token(), 1, Some("Standard_D2s_v3"))
             .unwrap();
         let body: serde_json::Value = serde_json::from_slice(resized.body()).unwrap();
         assert_eq!(
             body,
-            serde_json::json!({"sku": {"capacity": 1, "name": "Standard_D2s_v5"}})
+            serde_json::json!({"sku": {"capacity": 1, "name": "Standard_D2s_v3"}})
         );
     }
 

@@ -1,7 +1,7 @@
-//! Who may do what: everyone may ask for /status; /start and /stop can be limited to one guild
-//! and to members with one of the operator roles.
+//! Who may do what: everyone may ask for /status and /help; /start and /stop can be limited to
+//! members with one of the operator roles; all of them can be limited to one guild.
 
-use heimdall_events::{Command, CommandKind};
+use heimdall_events::Command;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Access {
@@ -27,32 +27,50 @@ impl Access {
 
     /// `Err` carries the text shown, privately, to the user who was refused.
     pub fn check(&self, command: &Command) -> Result<(), String> {
-        if let Some(guild) = &self.guild_id {
-            if command.guild_id.as_ref() != Some(guild) {
-                return Err("This bot only takes commands in its own server.".into());
-            }
-        }
-        let operator_only = matches!(command.kind, CommandKind::Start | CommandKind::Stop);
+        self.check_guild(command.guild_id.as_deref())?;
         let is_operator = self.operator_roles.is_empty()
             || command
                 .requester
                 .roles
                 .iter()
                 .any(|r| self.operator_roles.contains(r));
-        if operator_only && !is_operator {
+        if !is_operator {
             return Err(format!(
-                "You need an operator role to /{}. Anyone may use /status.",
+                "You need an operator role to /{}. Anyone may use /status and /help.",
                 command.kind.name()
             ));
         }
         Ok(())
+    }
+
+    /// Commands from another guild are refused: the server's address is for its own members.
+    pub fn check_guild(&self, guild_id: Option<&str>) -> Result<(), String> {
+        match &self.guild_id {
+            Some(guild) if guild_id != Some(guild.as_str()) => {
+                Err("This bot only takes commands in its own server.".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Who may /start and /stop, for /help.
+    pub fn operators(&self) -> String {
+        if self.operator_roles.is_empty() {
+            return "everyone".into();
+        }
+        let roles: Vec<String> = self
+            .operator_roles
+            .iter()
+            .map(|r| format!("<@&{r}>"))
+            .collect();
+        format!("members with {}", roles.join(" or "))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use heimdall_events::{InteractionReply, Requester};
+    use heimdall_events::{CommandKind, InteractionReply, Requester};
 
     fn command(kind: CommandKind, guild: &str, roles: &[&str]) -> Command {
         Command {
@@ -89,10 +107,20 @@ mod tests {
             .check(&command(CommandKind::Stop, "g", &["x"]))
             .is_err());
         assert!(access
-            .check(&command(CommandKind::Status, "g", &[]))
-            .is_ok());
-        assert!(access
-            .check(&command(CommandKind::Status, "other", &[]))
+            .check(&command(CommandKind::Start, "other", &["mod"]))
             .is_err());
+        assert!(access.check_guild(Some("g")).is_ok());
+        assert!(access.check_guild(Some("other")).is_err());
+        assert!(access.check_guild(None).is_err());
+        assert!(Access::default().check_guild(None).is_ok());
+    }
+
+    #[test]
+    fn names_the_operators() {
+        assert_eq!(Access::default().operators(), "everyone");
+        assert_eq!(
+            Access::from_settings("", "1,2").operators(),
+            "members with <@&1> or <@&2>"
+        );
     }
 }

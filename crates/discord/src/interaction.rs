@@ -3,11 +3,16 @@
 use heimdall_events::{Command, CommandKind, InteractionReply, Requester};
 use serde::Deserialize;
 
+use crate::embed::{cut, Embed};
+use crate::rest::MAX_CONTENT;
+
 /// Interaction bodies above this size are refused before parsing (Discord's are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
 
 const PING: u8 = 1;
 const APPLICATION_COMMAND: u8 = 2;
+/// Interaction response type: a message, now.
+const CHANNEL_MESSAGE: u8 = 4;
 /// Message flag: only the invoking user sees the message.
 const EPHEMERAL: u32 = 1 << 6;
 
@@ -15,8 +20,30 @@ const EPHEMERAL: u32 = 1 << 6;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
     Ping,
-    /// One of our slash commands, ready to put on the queue.
+    /// One of our slash commands that change the server, ready to put on the queue.
     Command(Command),
+    /// A slash command that only reads, answered at once.
+    Question {
+        question: Question,
+        guild_id: Option<String>,
+    },
+}
+
+/// The slash commands that only read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Question {
+    Status,
+    Help,
+}
+
+impl Question {
+    fn from_name(name: &str) -> Option<Question> {
+        match name {
+            "status" => Some(Question::Status),
+            "help" => Some(Question::Help),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,18 +105,39 @@ pub fn parse(body: &[u8], application_id: impl FnOnce() -> String) -> Result<Inc
         serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))?;
     match raw.kind {
         PING => Ok(Incoming::Ping),
-        APPLICATION_COMMAND => command(raw, application_id).map(Incoming::Command),
+        APPLICATION_COMMAND => slash_command(raw, application_id),
         other => Err(ParseError::UnsupportedType(other)),
     }
 }
 
-fn command(
+fn slash_command(
     raw: RawInteraction,
     application_id: impl FnOnce() -> String,
+) -> Result<Incoming, ParseError> {
+    let name = raw
+        .data
+        .as_ref()
+        .map(|d| d.name.clone())
+        .ok_or_else(|| missing("data"))?;
+    if let Some(question) = Question::from_name(&name) {
+        return Ok(Incoming::Question {
+            question,
+            guild_id: raw.guild_id,
+        });
+    }
+    let kind = CommandKind::from_name(&name).ok_or(ParseError::UnknownCommand(name))?;
+    command(raw, kind, application_id).map(Incoming::Command)
+}
+
+fn missing(what: &str) -> ParseError {
+    ParseError::Malformed(format!("command without {what}"))
+}
+
+fn command(
+    raw: RawInteraction,
+    kind: CommandKind,
+    application_id: impl FnOnce() -> String,
 ) -> Result<Command, ParseError> {
-    let missing = |what: &str| ParseError::Malformed(format!("command without {what}"));
-    let data = raw.data.ok_or_else(|| missing("data"))?;
-    let kind = CommandKind::from_name(&data.name).ok_or(ParseError::UnknownCommand(data.name))?;
     let channel_id = raw
         .channel_id
         .or(raw.channel.map(|c| c.id))
@@ -142,25 +190,36 @@ pub enum Reply {
     Pong,
     /// A message everyone in the channel sees; reactions edits it later with progress.
     Message(String),
-    /// A message only the invoking user sees (refusals, errors).
+    /// A message only the invoking user sees (refusals, errors, help).
     Private(String),
+    /// An embed everyone in the channel sees.
+    Embed(Embed),
 }
 
 impl Reply {
-    /// The JSON body of the interaction response.
+    /// The JSON body of the interaction response. Every message mentions no one, whatever its
+    /// text says: player and user names like `@everyone` stay text.
     pub fn to_json(&self) -> Vec<u8> {
-        let value = match self {
-            Reply::Pong => serde_json::json!({ "type": 1 }),
+        let no_mentions = serde_json::json!({ "parse": [] });
+        let data = match self {
+            Reply::Pong => return br#"{"type":1}"#.to_vec(),
             Reply::Message(content) => serde_json::json!({
-                "type": 4,
-                "data": { "content": content, "allowed_mentions": { "parse": [] } }
+                "content": cut(content, MAX_CONTENT),
+                "allowed_mentions": no_mentions,
             }),
             Reply::Private(content) => serde_json::json!({
-                "type": 4,
-                "data": { "content": content, "flags": EPHEMERAL }
+                "content": cut(content, MAX_CONTENT),
+                "flags": EPHEMERAL,
+                "allowed_mentions": no_mentions,
+            }),
+            Reply::Embed(embed) => serde_json::json!({
+                "embeds": [embed],
+                "allowed_mentions": no_mentions,
             }),
         };
-        value.to_string().into_bytes()
+        serde_json::json!({ "type": CHANNEL_MESSAGE, "data": data })
+            .to_string()
+            .into_bytes()
     }
 }
 
@@ -227,7 +286,7 @@ mod tests {
 
     #[test]
     fn dm_commands_use_the_user() {
-        let body = br#"{"type":2,"id":"1","token":"t","channel_id":"c","data":{"name":"status"},
+        let body = br#"{"type":2,"id":"1","token":"t","channel_id":"c","data":{"name":"stop"},
             "user":{"id":"u","username":"ada","global_name":"Ada"}}"#;
         let Incoming::Command(cmd) = parse(body, || "a".into()).unwrap() else {
             panic!("expected a command");
@@ -235,6 +294,38 @@ mod tests {
         assert_eq!(cmd.requester.name, "Ada");
         assert!(cmd.requester.roles.is_empty());
         assert_eq!(cmd.guild_id, None);
+    }
+
+    #[test]
+    fn status_and_help_are_questions_answered_at_once() {
+        for (name, question) in [("status", Question::Status), ("help", Question::Help)] {
+            let never = || -> String { panic!("a question needs no application id") };
+            assert_eq!(
+                parse(&with_name(name), never).unwrap(),
+                Incoming::Question {
+                    question,
+                    guild_id: Some("290926798626357999".into())
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn no_reply_mentions_anyone() {
+        let embed = Embed::new("@everyone", 0).description("@here");
+        for reply in [
+            Reply::Message("@everyone".into()),
+            Reply::Private("@here".into()),
+            Reply::Embed(embed),
+        ] {
+            let json: serde_json::Value = serde_json::from_slice(&reply.to_json()).unwrap();
+            assert_eq!(json["type"], 4);
+            assert_eq!(
+                json["data"]["allowed_mentions"],
+                serde_json::json!({ "parse": [] }),
+                "{reply:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Discord REST requests that report back: editing the original interaction reply and posting
 //! channel messages with the bot token.
 
+use heimdall_events::{is_snowflake, is_url_token};
+
+use crate::embed::cut;
+
 /// Discord's content limit; longer text is cut with an ellipsis rather than refused.
 pub const MAX_CONTENT: usize = 2000;
 /// Discord requires a `DiscordBot (url, version)` user agent.
@@ -17,7 +21,9 @@ pub fn edit_original(
     application_id: &str,
     token: &str,
     content: &str,
-) -> http::Request<Vec<u8>> {
+) -> Result<http::Request<Vec<u8>>, RestError> {
+    url_safe("application id", application_id, is_snowflake)?;
+    url_safe("interaction token", token, is_url_token)?;
     let url = format!(
         "{}/api/v10/webhooks/{application_id}/{token}/messages/@original",
         api_origin.trim_end_matches('/')
@@ -31,7 +37,8 @@ pub fn create_message(
     bot_token: &str,
     channel_id: &str,
     content: &str,
-) -> http::Request<Vec<u8>> {
+) -> Result<http::Request<Vec<u8>>, RestError> {
+    url_safe("channel id", channel_id, is_snowflake)?;
     let url = format!(
         "{}/api/v10/channels/{channel_id}/messages",
         api_origin.trim_end_matches('/')
@@ -44,9 +51,9 @@ fn json_request(
     url: &str,
     content: &str,
     bot_token: Option<&str>,
-) -> http::Request<Vec<u8>> {
+) -> Result<http::Request<Vec<u8>>, RestError> {
     let body = serde_json::json!({
-        "content": truncate(content),
+        "content": cut(content, MAX_CONTENT),
         // Player and user names must never ping anyone.
         "allowed_mentions": { "parse": [] },
     });
@@ -60,16 +67,26 @@ fn json_request(
     }
     builder
         .body(body.to_string().into_bytes())
-        .expect("the origin is configuration; ids and tokens were checked URL-safe on parsing")
+        .map_err(|e| RestError::Request(e.to_string()))
 }
 
-fn truncate(content: &str) -> String {
-    if content.chars().count() <= MAX_CONTENT {
-        return content.to_owned();
+/// Why a request to Discord could not be built; it never will be, so it is not retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestError {
+    /// An id or token that would change the URL's path (they come from queue messages).
+    #[error("the {0} is not URL-safe")]
+    NotUrlSafe(&'static str),
+    /// The API origin is not a URL (configuration), or a bot token not a header value.
+    #[error("no valid request: {0}")]
+    Request(String),
+}
+
+fn url_safe(what: &'static str, value: &str, ok: fn(&str) -> bool) -> Result<(), RestError> {
+    if ok(value) {
+        Ok(())
+    } else {
+        Err(RestError::NotUrlSafe(what))
     }
-    let mut cut: String = content.chars().take(MAX_CONTENT - 1).collect();
-    cut.push('…');
-    cut
 }
 
 /// What became of a message sent to Discord, and what to do about it.
@@ -149,11 +166,11 @@ mod tests {
 
     #[test]
     fn edit_original_targets_the_webhook() {
-        let request = edit_original("https://discord.com/", "app", "tok", "Starting…");
+        let request = edit_original("https://discord.com/", "123", "tok", "Starting…").unwrap();
         assert_eq!(request.method(), "PATCH");
         assert_eq!(
             request.uri(),
-            "https://discord.com/api/v10/webhooks/app/tok/messages/@original"
+            "https://discord.com/api/v10/webhooks/123/tok/messages/@original"
         );
         assert!(request.headers().get("authorization").is_none());
         assert!(request.headers()["user-agent"]
@@ -164,7 +181,7 @@ mod tests {
 
     #[test]
     fn channel_messages_use_the_bot_token_and_never_ping() {
-        let request = create_message("https://discord.com", "secret", "42", "Ada joined");
+        let request = create_message("https://discord.com", "secret", "42", "Ada joined").unwrap();
         assert_eq!(request.headers()["authorization"], "Bot secret");
         let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
         assert_eq!(body["content"], "Ada joined");
@@ -174,12 +191,31 @@ mod tests {
     #[test]
     fn long_content_is_cut_to_the_limit() {
         let long = "x".repeat(3000);
-        let request = create_message("https://discord.com", "s", "1", &long);
+        let request = create_message("https://discord.com", "s", "1", &long).unwrap();
         let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
         assert_eq!(
             body["content"].as_str().unwrap().chars().count(),
             MAX_CONTENT
         );
+    }
+
+    #[test]
+    fn ids_and_tokens_that_would_change_the_path_are_refused() {
+        let edit = |app: &str, token: &str| edit_original("https://discord.com", app, token, "x");
+        assert_eq!(
+            edit("1", "../../channels/9").unwrap_err(),
+            RestError::NotUrlSafe("interaction token")
+        );
+        assert_eq!(
+            edit("1?x=", "t").unwrap_err(),
+            RestError::NotUrlSafe("application id")
+        );
+        let post = create_message("https://discord.com", "s", "1/../2", "x");
+        assert_eq!(post.unwrap_err(), RestError::NotUrlSafe("channel id"));
+        let bad_origin = create_message("not a url\n", "s", "1", "x");
+        assert!(matches!(bad_origin, Err(RestError::Request(_))));
+        let bad_token = create_message("https://discord.com", "a\nb", "1", "x");
+        assert!(matches!(bad_token, Err(RestError::Request(_))));
     }
 
     fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response<Vec<u8>> {

@@ -166,13 +166,33 @@ pub fn is_url_token(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+impl EventBody {
+    /// The body's name in logs: `command`, `tick`, or the game event's (`server-ready`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventBody::Command(_) => "command",
+            EventBody::Tick => "tick",
+            EventBody::Game(event) => match event {
+                GameEvent::VmUp(_) => "vm-up",
+                GameEvent::ServerReady(_) => "server-ready",
+                GameEvent::PlayerJoined(_) => "player-joined",
+                GameEvent::PlayerLeft(_) => "player-left",
+                GameEvent::WorldSaved(_) => "world-saved",
+                GameEvent::EvictionComing(_) => "eviction-coming",
+                GameEvent::GameStopped(_) => "game-stopped",
+                GameEvent::Heartbeat(_) => "heartbeat",
+                GameEvent::JoinCodeChanged(_) => "join-code-changed",
+            },
+        }
+    }
+}
+
 impl CommandKind {
     /// The slash command's name in Discord.
     pub fn name(self) -> &'static str {
         match self {
             CommandKind::Start => "start",
             CommandKind::Stop => "stop",
-            CommandKind::Status => "status",
         }
     }
 
@@ -181,7 +201,6 @@ impl CommandKind {
         match name {
             "start" => Some(CommandKind::Start),
             "stop" => Some(CommandKind::Stop),
-            "status" => Some(CommandKind::Status),
             _ => None,
         }
     }
@@ -317,10 +336,11 @@ mod tests {
 
     #[test]
     fn command_names_round_trip() {
-        for kind in [CommandKind::Start, CommandKind::Stop, CommandKind::Status] {
+        for kind in [CommandKind::Start, CommandKind::Stop] {
             assert_eq!(CommandKind::from_name(kind.name()), Some(kind));
         }
         assert_eq!(CommandKind::from_name("reboot"), None);
+        assert_eq!(CommandKind::from_name("status"), None);
     }
 
     #[test]

@@ -6,14 +6,21 @@
 //! state write and the call; and every event id is remembered for a while, so a redelivered
 //! queue message changes nothing. Time comes in with each input; the rules that depend on it
 //! (save timeout, silence, instance checks) run on the tick.
+//!
+//! [`stored`] is how the state is kept in its Table entity, and [`status`] what /status and
+//! /help show from it.
 
+mod billing;
 mod messages;
 mod operation;
 mod outbox;
 mod state;
+pub mod status;
 mod stop;
+pub mod stored;
 mod timers;
 
+pub use billing::MonthHours;
 pub use outbox::{Applied, Effect, EffectKind};
 pub use state::{Input, Lease, Operation, ScaleOutcome, ServerState, Settings, Status};
 pub use stop::{LostReason, Stop, StopCause, StopPhase};

@@ -17,24 +17,24 @@ pub(crate) fn starting(who: &str) -> String {
 pub(crate) fn saving(state: &ServerState) -> String {
     match state.stop.as_ref().map(|s| &s.cause) {
         Some(StopCause::Command { by }) => {
-            format!("🛑 Stopping the server for {by}… 💾 saving the world first.")
+            format!("⏳ Stopping the server for {by}… saving the world first.")
         }
         Some(StopCause::Idle) => format!(
-            "💤 Nobody has been online for {}: saving the world and stopping the server…",
+            "⏳ Nobody has been online for {}: saving the world and stopping the server…",
             duration(state.settings.idle_ms)
         ),
-        _ => "💾 Saving the world…".into(),
+        _ => "⏳ Saving the world…".into(),
     }
 }
 
 pub(crate) fn stopping_before_ready(who: &str) -> String {
-    format!("🛑 Stopping the server for {who} (the game was not up yet, nothing to save)…")
+    format!("⏳ Stopping the server for {who} (the game was not up yet, nothing to save)…")
 }
 
 pub(crate) fn vm_up(state: &ServerState) -> String {
     match &state.public_ip {
-        Some(ip) => format!("🖥️ VM up at {ip}, loading world…"),
-        None => "🖥️ VM up, loading world…".into(),
+        Some(ip) => format!("⏳ VM up at {ip}, loading the world…"),
+        None => "⏳ VM up, loading the world…".into(),
     }
 }
 
@@ -81,7 +81,7 @@ pub(crate) fn save_timed_out(state: &ServerState) -> String {
 pub(crate) fn stopped(state: &ServerState) -> String {
     match state.stop.as_ref().map(|s| &s.cause) {
         Some(StopCause::Eviction { .. }) => {
-            "☁️ Azure took the spot VM; /start to play again.".into()
+            "💤 Azure took the spot VM; /start to play again.".into()
         }
         Some(StopCause::Lost { .. }) => "💤 Server stopped; /start to play again.".into(),
         Some(StopCause::Idle) => format!(
@@ -132,7 +132,7 @@ pub(crate) fn no_capacity(
     next: &str,
 ) -> String {
     format!(
-        "🔁 Azure has no spot {}{} right now ({}); trying a spot {}…",
+        "⏳ Azure has no spot {}{} right now ({}); trying a spot {}…",
         tried.map_or("VM".to_owned(), short_size),
         region.map(|r| format!(" in {r}")).unwrap_or_default(),
         code_of(detail),
@@ -200,7 +200,7 @@ pub(crate) fn start_timed_out(state: &ServerState) -> String {
 
 pub(crate) fn idle_warning(idle_for_ms: u64, left_ms: u64) -> String {
     format!(
-        "🕰️ Nobody has been online for {}; the server stops in {} unless someone joins.",
+        "⚠️ Nobody has been online for {}; the server stops in {} unless someone joins.",
         duration(idle_for_ms),
         duration(left_ms)
     )
@@ -219,26 +219,26 @@ pub(crate) fn eviction(kind: EvictionKind, not_before: &str) -> String {
             format!("⚠️ Azure is removing the VM ({when}); saving the world…")
         }
         EvictionKind::Reboot | EvictionKind::Redeploy => format!(
-            "🔧 Azure will restart the VM for maintenance ({when}); saving the world first…"
+            "⚠️ Azure will restart the VM for maintenance ({when}); saving the world first…"
         ),
     }
 }
 
 pub(crate) fn restarting() -> String {
-    "🔧 The world is saved; Azure is restarting the VM and the game will be back shortly.".into()
+    "ℹ️ The world is saved; Azure is restarting the VM and the game will be back shortly.".into()
 }
 
 pub(crate) fn lost(reason: LostReason, state: &ServerState) -> String {
     match reason {
         LostReason::Vanished => format!(
-            "📡 The VM is gone without notice (Azure may have reclaimed it); the world may have lost up to {}. Making sure nothing bills…",
+            "⚠️ The VM is gone without notice (Azure may have reclaimed it); the world may have lost up to {}. Making sure nothing bills…",
             at_risk(state)
         ),
         LostReason::Silent => format!(
-            "📡 No word from the VM for {}; stopping it so that it does not bill.",
+            "⚠️ No word from the VM for {}; stopping it so that it does not bill.",
             duration(state.settings.silence_timeout_ms)
         ),
-        LostReason::GameEnded => "🛑 The game stopped on the VM; stopping the server.".into(),
+        LostReason::GameEnded => "⚠️ The game stopped on the VM; stopping the server.".into(),
     }
 }
 
@@ -255,19 +255,30 @@ pub(crate) fn left(character: &str, online: usize) -> String {
     format!("👋 {character} left ({online} online)")
 }
 
+/// The crossplay join code, once the game has one (after "ready"), or a new one.
+pub(crate) fn join_code(code: &str, changed: bool) -> String {
+    if changed {
+        format!("ℹ️ New crossplay join code: {code} (the old one no longer works).")
+    } else {
+        format!("ℹ️ Crossplay join code: {code}")
+    }
+}
+
 pub(crate) fn already(state: &ServerState) -> String {
     match state.status {
-        Status::Starting | Status::Booting => format!("ℹ️ Already {}", status(state)),
+        Status::Starting | Status::Booting => format!("ℹ️ Already starting: {}", status(state)),
         _ => format!("ℹ️ Nothing to do: {}", status(state)),
     }
 }
 
+/// Where the server stands, in a sentence without emoji (for a second /start or /stop, and
+/// under the title of /status).
 pub(crate) fn status(state: &ServerState) -> String {
     let since = |at: u64| duration(state.now_ms.saturating_sub(at));
     match state.status {
-        Status::Stopped => "The server is stopped. Use /start to play.".into(),
+        Status::Stopped => "The server is stopped; nothing is billed. Use /start to play.".into(),
         Status::Failed => format!(
-            "⚠️ {} Use /start to try again.",
+            "{} Use /start to try again.",
             state
                 .failure
                 .as_deref()
@@ -275,7 +286,7 @@ pub(crate) fn status(state: &ServerState) -> String {
         ),
         Status::Starting => {
             let mut text = format!(
-                "starting, {} in: waiting for Azure to make the VM",
+                "{} in, waiting for Azure to make the VM",
                 since(state.start_began_ms)
             );
             if let Some(size) = &state.size {
@@ -291,28 +302,38 @@ pub(crate) fn status(state: &ServerState) -> String {
             text + "."
         }
         Status::Booting => format!(
-            "starting, {} in: {}",
+            "{} in, the VM is up{}; the game is loading the world.",
             since(state.start_began_ms),
-            vm_up(state).trim_start_matches("🖥️ ")
+            state
+                .public_ip
+                .as_deref()
+                .map(|ip| format!(" at {ip}"))
+                .unwrap_or_default()
         ),
-        Status::Running => {
-            let players = if state.players.is_empty() {
-                "nobody online".to_owned()
-            } else {
-                format!(
-                    "{} online: {}",
-                    state.players.len(),
-                    state.players.join(", ")
-                )
-            };
-            format!("🟢 The server is running at {}, {players}.", address(state))
-        }
+        Status::Running => format!(
+            "The server is running at {}, {}.",
+            address(state),
+            online(state)
+        ),
         Status::Stopping => format!("The server is stopping: {}.", stop_phase(state)),
     }
 }
 
+/// "nobody online", "2 online: Ada, Freya".
+fn online(state: &ServerState) -> String {
+    if state.players.is_empty() {
+        "nobody online".to_owned()
+    } else {
+        format!(
+            "{} online: {}",
+            state.players.len(),
+            state.players.join(", ")
+        )
+    }
+}
+
 /// Where a stop stands, for /status and a second /stop.
-fn stop_phase(state: &ServerState) -> String {
+pub(crate) fn stop_phase(state: &ServerState) -> String {
     let since = |at: u64| duration(state.now_ms.saturating_sub(at));
     match state.stop.as_ref().map(|s| &s.phase) {
         Some(StopPhase::Saving { since_ms }) => format!(
@@ -342,12 +363,16 @@ fn at_risk(state: &ServerState) -> String {
     plural(minutes, "minute")
 }
 
-/// "40 s", "3 min": how long waits read in Discord.
-fn duration(ms: u64) -> String {
-    if ms < 120_000 {
-        format!("{} s", ms.div_ceil(1000))
-    } else {
-        format!("{} min", ms / 60_000)
+/// "40 s", "3 min", "1 h 5 min", "3 days": how long things take, as read in Discord.
+pub(crate) fn duration(ms: u64) -> String {
+    const MINUTE: u64 = 60_000;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    match ms {
+        _ if ms < 2 * MINUTE => format!("{} s", ms.div_ceil(1000)),
+        _ if ms < 2 * HOUR => format!("{} min", ms / MINUTE),
+        _ if ms < 2 * DAY => format!("{} h {} min", ms / HOUR, ms % HOUR / MINUTE),
+        _ => format!("{} days", ms / DAY),
     }
 }
 
@@ -372,8 +397,8 @@ fn plural(n: u64, unit: &str) -> String {
     }
 }
 
-/// `Standard_D2as_v5` → `D2as_v5`: the part players recognise.
-fn short_size(size: &str) -> String {
+/// `Standard_D2as_v4` → `D2as_v4`: the part players recognise.
+pub(crate) fn short_size(size: &str) -> String {
     size.strip_prefix("Standard_").unwrap_or(size).to_owned()
 }
 
@@ -390,7 +415,7 @@ fn sentence(detail: &str) -> &str {
     detail.trim().trim_end_matches('.')
 }
 
-fn address(state: &ServerState) -> String {
+pub(crate) fn address(state: &ServerState) -> String {
     format!(
         "{}:{}",
         state.public_ip.as_deref().unwrap_or("?"),

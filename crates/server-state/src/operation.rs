@@ -57,6 +57,7 @@ impl ServerState {
             ScaleOutcome::Succeeded => {
                 self.operation = None;
                 if capacity > 0 {
+                    self.vm_billing();
                     self.push(EffectKind::LookupInstance);
                 } else {
                     self.stopped();

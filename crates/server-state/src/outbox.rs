@@ -29,6 +29,10 @@ pub struct Effect {
     /// Not to be tried again before this (ms since the Unix epoch).
     #[serde(default)]
     pub not_before_ms: u64,
+    /// The id of the event that led to it, so that the logs of a command or a game event
+    /// show what it caused, retries on later ticks included.
+    #[serde(default)]
+    pub cause: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -174,6 +178,7 @@ impl ServerState {
             kind,
             attempts: 0,
             not_before_ms: 0,
+            cause: self.cause.clone(),
         });
     }
 

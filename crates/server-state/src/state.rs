@@ -5,6 +5,7 @@ use heimdall_events::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::billing::MonthHours;
 use crate::messages;
 use crate::outbox::{Applied, Effect};
 use crate::stop::{LostReason, Stop, StopCause, StopPhase};
@@ -220,6 +221,12 @@ pub struct ServerState {
     pub effects_created: u64,
     #[serde(default)]
     pub drain_lease: Option<Lease>,
+    /// Since when a VM exists (and bills), while one does.
+    #[serde(default)]
+    pub vm_since_ms: Option<u64>,
+    /// VM time this month, of the sessions that ended.
+    #[serde(default)]
+    pub month_hours: MonthHours,
     /// The owner's settings (not stored).
     #[serde(skip)]
     pub settings: Settings,
@@ -229,6 +236,9 @@ pub struct ServerState {
     /// The ids of the effects decided while applying the input (not stored).
     #[serde(skip)]
     pub(crate) pushed: Vec<String>,
+    /// The event the input being applied comes from (not stored).
+    #[serde(skip)]
+    pub(crate) cause: String,
     /// Messages pushed out of a full outbox while applying the input (not stored).
     #[serde(skip)]
     pub(crate) dropped: Vec<Effect>,
@@ -245,14 +255,27 @@ impl ServerState {
     /// Applies an input; the new effects are appended to the outbox and also returned.
     /// A queue event seen before returns no effects and changes nothing.
     pub fn apply(&mut self, input: Input, now_ms: u64) -> Applied {
+        self.apply_caused(input, "", now_ms)
+    }
+
+    /// As [`ServerState::apply`], for the outcome of an effect that event `cause` led to (a
+    /// scale call, an instance lookup): what it decides carries that event id too. An event
+    /// from the queue is its own cause.
+    pub fn apply_caused(&mut self, input: Input, cause: &str, now_ms: u64) -> Applied {
         self.now_ms = now_ms;
+        self.cause = match &input {
+            Input::Event(envelope) => envelope.id.clone(),
+            _ => cause.to_owned(),
+        };
         match input {
             Input::Event(envelope) => self.event(*envelope),
             Input::Scaled { capacity, outcome } => self.scaled(capacity, outcome),
             Input::Instance { vm_name, public_ip } => self.instance(vm_name, public_ip),
         }
-        // The time is for this input only; leaving it would make every state look changed.
+        // The time and cause are for this input only; leaving them would make every state
+        // look changed.
         self.now_ms = 0;
+        self.cause.clear();
         let pushed = std::mem::take(&mut self.pushed);
         let effects = self
             .outbox
@@ -331,10 +354,6 @@ impl ServerState {
         match command.kind {
             CommandKind::Start => self.start(command),
             CommandKind::Stop => self.stop_command(command),
-            CommandKind::Status => {
-                let content = messages::status(self);
-                self.edit(command.reply, content);
-            }
         }
     }
 
@@ -394,6 +413,7 @@ impl ServerState {
         if self.status == Status::Booting && ip == self.public_ip {
             return; // the agent and the scaler both report it; say it once
         }
+        self.vm_billing();
         self.set_status(Status::Booting);
         self.public_ip = ip;
         let content = messages::vm_up(self);
@@ -429,6 +449,7 @@ impl ServerState {
             GameEvent::WorldSaved(saved) => self.world_saved(saved.duration_ms),
             GameEvent::EvictionComing(eviction) => self.eviction_coming(eviction),
             GameEvent::GameStopped(stopped) => self.game_stopped(stopped.saved),
+            GameEvent::JoinCodeChanged(changed) => self.join_code_changed(changed.join_code),
             GameEvent::Heartbeat(beat) => {
                 if self.status == Status::Running {
                     // The agent's reading of the log is the truth; a missed leave heals here.
@@ -453,21 +474,31 @@ impl ServerState {
         self.set_status(Status::Running);
         self.ready_at_ms = Some(self.now_ms);
         self.world = ready.world_name.or(self.world.take());
-        self.join_code = ready.join_code;
+        self.join_code = ready.join_code.or(self.join_code.take());
         self.nobody_online_since_now();
+        // Once, where players look: the /start reply they are watching, else the channel.
         let content = messages::ready(self);
-        self.progress(content.clone());
+        self.tell(content);
         self.progress_reply = None;
-        self.announce(content);
     }
 
+    /// A crossplay server registers its session (and so its join code) after it is ready.
     fn join_code_update(&mut self, join_code: Option<String>) {
-        if join_code.is_none() || join_code == self.join_code {
-            return;
+        if let Some(code) = join_code.filter(|c| self.join_code.as_ref() != Some(c)) {
+            let content = messages::join_code(&code, self.join_code.is_some());
+            self.join_code = Some(code);
+            self.announce(content);
         }
-        self.join_code = join_code;
-        let content = messages::ready(self);
-        self.announce(content);
+    }
+
+    /// The game made a new join code: the old one lets no one in any more.
+    fn join_code_changed(&mut self, code: String) {
+        match self.status {
+            Status::Running => self.join_code_update(Some(code)),
+            // Said with "ready".
+            Status::Starting | Status::Booting => self.join_code = Some(code),
+            Status::Stopping | Status::Stopped | Status::Failed => {}
+        }
     }
 
     /// Capacity is 0: everything of the session ends. A failed start ends as `Failed`, with
@@ -492,6 +523,7 @@ impl ServerState {
         self.players.clear();
         self.idle_since_ms = None;
         self.idle_warned = false;
+        self.vm_not_billing();
         self.tell(farewell);
         self.progress_reply = None;
     }
@@ -503,6 +535,7 @@ impl ServerState {
         self.failure = Some(reason);
         self.stop = None;
         self.operation = None;
+        self.vm_not_billing();
         self.tell(content);
         self.progress_reply = None;
     }

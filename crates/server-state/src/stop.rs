@@ -93,7 +93,12 @@ impl ServerState {
             _ => "Heimdall".to_owned(),
         };
         self.begin_stop(cause, StopPhase::Saving { since_ms });
-        let id = format!("stop-{}", self.next_id());
+        // With the event that asked, so that the agent's log line about it greps with the
+        // event's.
+        let id = match self.next_id() {
+            n if self.cause.is_empty() => format!("stop-{n}"),
+            n => format!("stop-{n}-{}", self.cause),
+        };
         self.push(EffectKind::SaveAndStop {
             id,
             vm_name: self.vm_name.clone(),

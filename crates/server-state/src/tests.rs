@@ -1,6 +1,7 @@
 use heimdall_events::{
     Command, CommandKind, Envelope, EventBody, EvictionComing, EvictionKind, GameEvent,
-    GameStopped, Heartbeat, InteractionReply, Player, Requester, ServerReady, VmUp, WorldSaved,
+    GameStopped, Heartbeat, InteractionReply, JoinCodeChanged, Player, Requester, ServerReady,
+    VmUp, WorldSaved,
 };
 
 use crate::{
@@ -170,7 +171,7 @@ fn a_whole_evening() {
     assert_eq!(kinds(&e), vec![&EffectKind::LookupInstance]);
     let e = step(&mut s, instance(Some("20.1.2.3")));
     assert_eq!(s.status, Status::Booting);
-    assert_eq!(texts(&e), vec!["🖥️ VM up at 20.1.2.3, loading world…"]);
+    assert_eq!(texts(&e), vec!["⏳ VM up at 20.1.2.3, loading the world…"]);
 
     // The agent reports the same address: said once only.
     let e = step(
@@ -187,7 +188,9 @@ fn a_whole_evening() {
 
     let e = step(&mut s, game("g2", GameEvent::ServerReady(ready())));
     assert_eq!(s.status, Status::Running);
-    assert_eq!(texts(&e).len(), 2, "reply edited and channel told");
+    // Said once, where the players who asked look: in the /start reply.
+    assert_eq!(kinds(&e).len(), 1, "ready is said once");
+    assert!(matches!(e[0].kind, EffectKind::EditReply { .. }));
     assert!(texts(&e)[0].contains("20.1.2.3:2456"));
 
     let e = step(
@@ -200,7 +203,7 @@ fn a_whole_evening() {
         ),
     );
     assert_eq!(texts(&e), vec!["⚔️ Freya joined (1 online)"]);
-    let e = step(&mut s, command("c2", CommandKind::Status));
+    let e = step(&mut s, command("c2", CommandKind::Start));
     assert!(texts(&e)[0].contains("1 online: Freya"));
     let e = step(
         &mut s,
@@ -235,12 +238,12 @@ fn a_vm_that_cannot_know_its_address_gets_it_from_azure() {
     };
     assert!(step(&mut s, no_address).is_empty());
     let e = step(&mut s, vm_up("g0"));
-    assert_eq!(texts(&e), vec!["🖥️ VM up, loading world…"]);
+    assert_eq!(texts(&e), vec!["⏳ VM up, loading the world…"]);
     // The tick asks Azure for it at once, not only every few minutes.
     let e = step(&mut s, tick("t1"));
     assert!(has(&e, |k| matches!(k, EffectKind::LookupInstance)));
     let e = step(&mut s, instance(Some("20.1.2.3")));
-    assert_eq!(texts(&e), vec!["🖥️ VM up at 20.1.2.3, loading world…"]);
+    assert_eq!(texts(&e), vec!["⏳ VM up at 20.1.2.3, loading the world…"]);
     // A second word from the agent, still without one, keeps the address.
     assert!(step(&mut s, vm_up("g1")).is_empty());
     assert_eq!(s.public_ip.as_deref(), Some("20.1.2.3"));
@@ -262,7 +265,7 @@ fn stop_saves_first_then_scales_in() {
     )));
     assert_eq!(
         texts(&e),
-        vec!["🛑 Stopping the server for Ada… 💾 saving the world first."]
+        vec!["⏳ Stopping the server for Ada… saving the world first."]
     );
 
     let e = step(
@@ -443,7 +446,7 @@ fn an_eviction_saves_waits_for_azure_and_settles_stopped() {
     let e = step(&mut s, scaled(0, ScaleOutcome::Succeeded));
     assert_eq!(
         texts(&e),
-        vec!["☁️ Azure took the spot VM; /start to play again."]
+        vec!["💤 Azure took the spot VM; /start to play again."]
     );
     assert_eq!(s.status, Status::Stopped);
     // And the next /start works.
@@ -494,7 +497,7 @@ fn a_silent_agent_stops_the_vm() {
     let e = clock.step(&mut s, tick("t2"));
     assert_eq!(
         texts(&e),
-        vec!["📡 No word from the VM for 15 min; stopping it so that it does not bill."]
+        vec!["⚠️ No word from the VM for 15 min; stopping it so that it does not bill."]
     );
     assert!(has(&e, |k| matches!(
         k,
@@ -520,7 +523,7 @@ fn a_vm_that_vanished_is_noticed_by_the_instance_check() {
     let e = clock.step(&mut s, tick("t2"));
     assert!(e.is_empty(), "checked a moment ago");
     let e = clock.step(&mut s, instance(None));
-    assert!(texts(&e)[0].starts_with("📡 The VM is gone without notice"));
+    assert!(texts(&e)[0].starts_with("⚠️ The VM is gone without notice"));
     assert!(has(&e, |k| matches!(
         k,
         EffectKind::Scale { capacity: 0, .. }
@@ -609,7 +612,7 @@ fn start_while_running_only_answers() {
     step(&mut s, command("c1", CommandKind::Start));
     let e = step(&mut s, command("c2", CommandKind::Start));
     assert_eq!(e.len(), 1);
-    assert!(texts(&e)[0].starts_with("ℹ️ Already starting, 0 s in"));
+    assert!(texts(&e)[0].starts_with("ℹ️ Already starting: 0 s in"));
     let stop_when_stopped = step(
         &mut ServerState::new(Settings::default()),
         command("c3", CommandKind::Stop),
@@ -680,7 +683,7 @@ fn a_full_outbox_pushes_out_old_messages_and_says_which() {
     let mut dropped = Vec::new();
     for i in 0..40 {
         // Nothing is reported done: Discord is down.
-        let applied = s.apply(command(&format!("q{i}"), CommandKind::Status), 1_000);
+        let applied = s.apply(command(&format!("q{i}"), CommandKind::Start), 1_000);
         dropped.extend(applied.dropped);
     }
     assert_eq!(s.outbox.len(), 32);
@@ -714,12 +717,10 @@ fn a_final_error_ends_the_start_failed_and_the_next_start_is_allowed() {
         texts(&e),
         vec!["❌ Could not start the server: AuthorizationFailed: no role. Nothing is billed; /start to try again."]
     );
-    let e = step(&mut s, command("c2", CommandKind::Status));
+    let shown = crate::status::status_embed(&s, 1_000, Default::default());
     assert_eq!(
-        texts(&e),
-        vec![
-            "⚠️ Could not start the server: AuthorizationFailed: no role. Use /start to try again."
-        ]
+        shown.description,
+        "Could not start the server: AuthorizationFailed: no role. Use /start to try again."
     );
     let e = step(&mut s, command("c3", CommandKind::Start));
     assert_eq!(s.status, Status::Starting);
@@ -759,7 +760,7 @@ fn not_now_is_retried_after_retry_after_and_only_a_final_answer_fails() {
     let e = clock(30_000).step(&mut s, command("c2", CommandKind::Start));
     assert_eq!(
         texts(&e),
-        vec!["ℹ️ Already starting, 30 s in: waiting for Azure to make the VM; Azure asked us to wait (TooManyRequests)."]
+        vec!["ℹ️ Already starting: 30 s in, waiting for Azure to make the VM; Azure asked us to wait (TooManyRequests)."]
     );
     // A second "not now" waits longer (a 5xx says nothing of when), quietly.
     let e = clock(31_000).step(
@@ -809,7 +810,7 @@ fn an_operation_that_azure_keeps_refusing_fails_in_the_end() {
 
 fn sizes() -> Settings {
     Settings {
-        vm_sizes: vec!["Standard_D2as_v5".into(), "Standard_D2s_v5".into()],
+        vm_sizes: vec!["Standard_D2as_v4".into(), "Standard_D2s_v3".into()],
         ..Settings::default()
     }
 }
@@ -820,7 +821,7 @@ fn no_spot_capacity_moves_on_to_the_next_size_and_says_which_runs() {
     let e = step(&mut s, command("c1", CommandKind::Start));
     assert!(has(&e, |k| matches!(
         k,
-        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2as_v5"
+        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2as_v4"
     )));
     let e = step(
         &mut s,
@@ -834,16 +835,16 @@ fn no_spot_capacity_moves_on_to_the_next_size_and_says_which_runs() {
     );
     assert_eq!(
         texts(&e),
-        vec!["🔁 Azure has no spot D2as_v5 in westeurope right now (AllocationFailed); trying a spot D2s_v5…"]
+        vec!["⏳ Azure has no spot D2as_v4 in westeurope right now (AllocationFailed); trying a spot D2s_v3…"]
     );
     assert!(has(&e, |k| matches!(
         k,
-        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2s_v5"
+        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2s_v3"
     )));
     step(&mut s, scaled(1, ScaleOutcome::Succeeded));
     step(&mut s, instance(Some("20.1.2.3")));
     let e = step(&mut s, game("g1", GameEvent::ServerReady(ready())));
-    assert!(texts(&e)[0].ends_with("— running on a spot D2s_v5"));
+    assert!(texts(&e)[0].ends_with("— running on a spot D2s_v3"));
 }
 
 #[test]
@@ -869,13 +870,13 @@ fn when_no_size_has_capacity_the_start_ends_at_capacity_zero_and_says_so() {
     assert_eq!(s.status, Status::Failed);
     assert_eq!(
         texts(&e),
-        vec!["❌ Azure has no spot capacity for D2as_v5, D2s_v5 in westeurope right now. Try again later, or add VM sizes to vm_sizes. Nothing is billed; /start to try again."]
+        vec!["❌ Azure has no spot capacity for D2as_v4, D2s_v3 in westeurope right now. Try again later, or add VM sizes to vm_sizes. Nothing is billed; /start to try again."]
     );
     // The next start tries the first choice again.
     let e = step(&mut s, command("c2", CommandKind::Start));
     assert!(has(&e, |k| matches!(
         k,
-        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2as_v5"
+        EffectKind::Scale { capacity: 1, size: Some(size) } if size == "Standard_D2as_v4"
     )));
 }
 
@@ -936,7 +937,7 @@ fn an_empty_server_warns_then_saves_and_stops_itself() {
     assert_eq!(
         texts(&e),
         vec![
-            "🕰️ Nobody has been online for 15 min; the server stops in 5 min unless someone joins."
+            "⚠️ Nobody has been online for 15 min; the server stops in 5 min unless someone joins."
         ]
     );
     assert!(
@@ -948,7 +949,7 @@ fn an_empty_server_warns_then_saves_and_stops_itself() {
     assert!(has(&e, |k| matches!(k, EffectKind::SaveAndStop { .. })));
     assert_eq!(
         texts(&e),
-        vec!["💤 Nobody has been online for 20 min: saving the world and stopping the server…"]
+        vec!["⏳ Nobody has been online for 20 min: saving the world and stopping the server…"]
     );
     clock(20 * MIN + 2_000).step(
         &mut s,
@@ -1050,9 +1051,63 @@ fn a_second_ready_only_updates_the_join_code() {
         join_code: Some("371904".into()),
     };
     let e = step(&mut s, game("g3", GameEvent::ServerReady(coded)));
-    assert_eq!(kinds(&e).len(), 1);
-    assert!(texts(&e)[0].contains("crossplay join code 371904"));
+    assert_eq!(texts(&e), vec!["ℹ️ Crossplay join code: 371904"]);
+    assert!(matches!(e[0].kind, EffectKind::PostMessage { .. }));
     assert_eq!(s.status, Status::Running);
+    // A new code later is said as such; the same code again says nothing.
+    let changed = |id: &str, code: &str| {
+        game(
+            id,
+            GameEvent::JoinCodeChanged(JoinCodeChanged {
+                join_code: code.into(),
+            }),
+        )
+    };
+    let e = step(&mut s, changed("g4", "552018"));
+    assert_eq!(
+        texts(&e),
+        vec!["ℹ️ New crossplay join code: 552018 (the old one no longer works)."]
+    );
+    assert!(step(&mut s, changed("g5", "552018")).is_empty());
+    assert_eq!(s.join_code.as_deref(), Some("552018"));
+}
+
+#[test]
+fn a_join_code_made_while_loading_is_said_with_ready() {
+    let mut s = ServerState::new(Settings::default());
+    step(&mut s, command("c1", CommandKind::Start));
+    step(&mut s, scaled(1, ScaleOutcome::Succeeded));
+    step(&mut s, instance(Some("20.1.2.3")));
+    let code = GameEvent::JoinCodeChanged(JoinCodeChanged {
+        join_code: "1234".into(),
+    });
+    assert!(step(&mut s, game("g1", code)).is_empty());
+    let e = step(&mut s, game("g2", GameEvent::ServerReady(ready())));
+    assert_eq!(
+        texts(&e),
+        vec![
+            "✅ Server is ready! Join at 20.1.2.3:2456 (world Vanaheim), crossplay join code 1234"
+        ]
+    );
+}
+
+#[test]
+fn the_months_vm_time_runs_from_azures_answer_to_capacity_zero() {
+    let mut s = ServerState::new(Settings::default());
+    s.apply(command("c1", CommandKind::Start), 1_000);
+    assert_eq!(s.vm_ms_this_month(500_000), 0, "no VM yet");
+    s.apply(scaled(1, ScaleOutcome::Succeeded), 100_000);
+    s.apply(game("g1", GameEvent::ServerReady(ready())), 200_000);
+    assert_eq!(s.vm_ms_this_month(400_000), 300_000);
+    s.apply(command("c2", CommandKind::Stop), 3_000_000);
+    let stopped = GameStopped {
+        saved: true,
+        duration_ms: 50,
+    };
+    s.apply(game("g2", GameEvent::GameStopped(stopped)), 3_100_000);
+    s.apply(scaled(0, ScaleOutcome::Succeeded), 3_700_000);
+    assert_eq!(s.status, Status::Stopped);
+    assert_eq!(s.vm_ms_this_month(9_000_000), 3_600_000);
 }
 
 #[test]

@@ -19,8 +19,9 @@
 //!   Crossplay servers register their PlayFab session only *after* that line, so the first
 //!   `Session "X" registered with join code N` of a run yields a second `ServerReady`, now with
 //!   the world and the join code: consumers treat `ServerReady` as "ready, with what is known
-//!   so far" (an update, not a second boot). A later `Created new join code` is not reported:
-//!   the server did not become ready again, and the WIT has no event for a changed code.
+//!   so far" (an update, not a second boot). A later `Created new join code N for session "X"`
+//!   yields `JoinCodeChanged`: the server did not become ready again, but the old code no
+//!   longer lets anyone in.
 //! - **Join.** The first `Got character ZDOID from NAME : A:B` of a character in a session is
 //!   the join. `0:0` is a death; a later ZDOID (respawn, new `B`) is not a new join.
 //! - **Leave.** Exactly one `PlayerLeft` per `PlayerJoined`, from whichever signal comes first:
@@ -38,7 +39,7 @@
 
 use std::collections::VecDeque;
 
-pub use heimdall_events::{GameEvent, Player, ServerReady, WorldSaved};
+pub use heimdall_events::{GameEvent, JoinCodeChanged, Player, ServerReady, WorldSaved};
 
 /// Reads a game log line by line and keeps what it needs to name players and servers.
 #[derive(Debug, Default)]
@@ -89,7 +90,10 @@ impl LogParser {
         // comparison rules most of them out.
         match message.as_bytes().first() {
             Some(b'G') => self.g_message(message, events),
-            Some(b'C') => self.closing_socket(message, events),
+            Some(b'C') => {
+                self.closing_socket(message, events);
+                new_join_code(message, events);
+            }
             Some(b'D') => self.abandoned_zdo(message, events),
             Some(b'L') => self.loading_world(message),
             Some(b'P') => self.p_message(message, events),
@@ -252,6 +256,19 @@ fn left(player: Online) -> GameEvent {
     GameEvent::PlayerLeft(Player {
         character: player.character,
     })
+}
+
+/// `Created new join code N for session "X"`: the crossplay code changed.
+fn new_join_code(message: &str, events: &mut Vec<GameEvent>) {
+    let Some(rest) = message.strip_prefix("Created new join code ") else {
+        return;
+    };
+    let code = rest.split_whitespace().next().unwrap_or_default();
+    if !code.is_empty() {
+        events.push(GameEvent::JoinCodeChanged(JoinCodeChanged {
+            join_code: code.to_owned(),
+        }));
+    }
 }
 
 /// `World saved ( 388.214ms )` or `World save (5/5) done. Total time [14ms]`.

@@ -59,6 +59,9 @@ fn crossplay_fixture() {
             ready(Some("Vanaheim"), Some("371904")),
             joined("Ingrid"),
             left("Ingrid"),
+            GameEvent::JoinCodeChanged(JoinCodeChanged {
+                join_code: "552018".into()
+            }),
         ]
     );
 }
@@ -223,7 +226,7 @@ fn a_new_game_run_ends_the_old_sessions() {
 }
 
 #[test]
-fn new_join_code_is_not_a_new_ready() {
+fn a_new_join_code_is_a_change_not_a_new_ready() {
     let mut parser = LogParser::new();
     let events: Vec<_> = [
         "01/01/2026 10:00:00: Game server connected",
@@ -234,5 +237,14 @@ fn new_join_code_is_not_a_new_ready() {
     .iter()
     .flat_map(|line| parser.line(line))
     .collect();
-    assert_eq!(events, vec![ready(None, None), ready(Some("V"), Some("1"))]);
+    assert_eq!(
+        events,
+        vec![
+            ready(None, None),
+            ready(Some("V"), Some("1")),
+            GameEvent::JoinCodeChanged(JoinCodeChanged {
+                join_code: "3".into()
+            })
+        ]
+    );
 }

@@ -384,6 +384,10 @@ impl MessageBody {
                 serde_json::json!({ "message": "Cannot send an empty message", "code": 50006 }),
             ));
         }
+        for embed in &embeds {
+            check_embed(embed)
+                .map_err(|message| form_error(Some("embeds"), "BASE_TYPE_BAD", &message))?;
+        }
         let tts = fields
             .get("tts")
             .and_then(serde_json::Value::as_bool)
@@ -448,4 +452,107 @@ fn snowflake() -> String {
         .map_or(0, |d| d.as_millis() as u64);
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) & 0x3f_ffff;
     (now_ms.saturating_sub(DISCORD_EPOCH_MS) << 22 | sequence).to_string()
+}
+
+/// Interaction response types Discord takes from an app: PONG, a message now, a message later.
+const RESPONSE_TYPES: [u64; 3] = [1, 4, 5];
+/// Message flags an interaction response may set: SUPPRESS_EMBEDS, EPHEMERAL,
+/// SUPPRESS_NOTIFICATIONS, IS_COMPONENTS_V2.
+const RESPONSE_FLAGS: u64 = (1 << 2) | (1 << 6) | (1 << 12) | (1 << 15);
+
+/// Checks the answer an app gives to an interaction the way Discord does; Discord shows
+/// "This interaction failed" for an answer it refuses. `Err` says what is wrong.
+pub fn check_interaction_response(body: &serde_json::Value) -> Result<(), String> {
+    let kind = body["type"]
+        .as_u64()
+        .ok_or("the response has no numeric type")?;
+    if !RESPONSE_TYPES.contains(&kind) {
+        return Err(format!("response type {kind} is not one an app may send"));
+    }
+    if kind == 1 {
+        return Ok(());
+    }
+    let data = &body["data"];
+    if kind == 5 && data.is_null() {
+        return Ok(());
+    }
+    let content = data["content"].as_str().unwrap_or_default();
+    if content.chars().count() > MessageBody::MAX_CONTENT_CHARS {
+        return Err("content is longer than 2000 characters".into());
+    }
+    let embeds = match &data["embeds"] {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::Array(list) if list.len() <= MessageBody::MAX_EMBEDS => list.clone(),
+        _ => return Err("embeds must be an array of at most 10".into()),
+    };
+    for embed in &embeds {
+        check_embed(embed)?;
+    }
+    if kind == 4 && content.is_empty() && embeds.is_empty() {
+        return Err("a message needs content or an embed".into());
+    }
+    let flags = data["flags"].as_u64().unwrap_or(0);
+    if flags & !RESPONSE_FLAGS != 0 {
+        return Err(format!("flags {flags} are not allowed in a response"));
+    }
+    Ok(())
+}
+
+/// Discord's embed limits: title 256, description 4096, 25 fields of name 256 and value 1024
+/// (neither empty), footer 2048, and 6000 characters in all.
+fn check_embed(embed: &serde_json::Value) -> Result<(), String> {
+    let text = |value: &serde_json::Value| value.as_str().map_or(0, |s| s.chars().count());
+    let within = |what: &str, count: usize, max: usize| {
+        if count > max {
+            Err(format!("embed {what} is longer than {max} characters"))
+        } else {
+            Ok(count)
+        }
+    };
+    let mut total = within("title", text(&embed["title"]), 256)?;
+    total += within("description", text(&embed["description"]), 4096)?;
+    total += within("footer", text(&embed["footer"]["text"]), 2048)?;
+    let fields = match &embed["fields"] {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::Array(list) if list.len() <= 25 => list.clone(),
+        _ => return Err("embed fields must be an array of at most 25".into()),
+    };
+    for field in &fields {
+        let (name, value) = (text(&field["name"]), text(&field["value"]));
+        if name == 0 || value == 0 {
+            return Err("an embed field needs a name and a value".into());
+        }
+        total += within("field name", name, 256)? + within("field value", value, 1024)?;
+    }
+    if total > 6000 {
+        return Err("the embed has more than 6000 characters".into());
+    }
+    if let Some(colour) = embed.get("color") {
+        if colour.as_u64().is_none_or(|c| c > 0xFF_FF_FF) {
+            return Err("embed color must be an RGB integer".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod checks {
+    use super::*;
+
+    #[test]
+    fn refuses_what_discord_refuses() {
+        let ok = serde_json::json!({"type": 4, "data": {"embeds": [{"title": "t", "fields": [{"name": "n", "value": "v"}]}]}});
+        assert_eq!(check_interaction_response(&ok), Ok(()));
+        for bad in [
+            serde_json::json!({"type": 2}),
+            serde_json::json!({"type": 4, "data": {}}),
+            serde_json::json!({"type": 4, "data": {"content": "x".repeat(2001)}}),
+            serde_json::json!({"type": 4, "data": {"content": "x", "flags": 1}}),
+            serde_json::json!({"type": 4, "data": {"embeds": [{"title": "x".repeat(257)}]}}),
+            serde_json::json!({"type": 4, "data": {"embeds": [{"fields": [{"name": "n", "value": ""}]}]}}),
+            serde_json::json!({"type": 4, "data": {"embeds": [{"color": -1}]}}),
+        ] {
+            assert!(check_interaction_response(&bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -14,7 +14,9 @@ mod server;
 mod util;
 
 pub use arm::{ArmFake, ArmFakeConfig, Fault, Patch, VmState};
-pub use discord::{DiscordFake, DiscordFakeConfig, DiscordMessage, MessageKind};
+pub use discord::{
+    check_interaction_response, DiscordFake, DiscordFakeConfig, DiscordMessage, MessageKind,
+};
 pub use metadata::{Approval, EventHook, Injected, MetadataFake};
 
 /// One request as a fake received it.

@@ -600,7 +600,7 @@ async fn a_size_without_spot_capacity_fails_its_allocation_and_the_next_size_run
     let fake = ArmFake::start(config.clone()).await.unwrap();
     let token = token(&fake, &config).await;
     let set = scale_set(&fake, &config);
-    fake.no_capacity_for(&["Standard_D2as_v5"]);
+    fake.no_capacity_for(&["Standard_D2as_v4"]);
     let url = patch(&fake, &config, &token, 1).await;
     let (status, body) = loop {
         let polled = poll(&fake, &token, &url).await;
@@ -629,7 +629,7 @@ async fn a_size_without_spot_capacity_fails_its_allocation_and_the_next_size_run
     );
     // The next size: a PATCH with sku.name.
     let resized = send(
-        set.set_capacity_request(&token, 1, Some("Standard_D2s_v5"))
+        set.set_capacity_request(&token, 1, Some("Standard_D2s_v3"))
             .unwrap(),
     )
     .await;
@@ -643,7 +643,7 @@ async fn a_size_without_spot_capacity_fails_its_allocation_and_the_next_size_run
         OperationStatus::InProgress { .. }
     ) {}
     wait_for_vm(&fake, |vm| matches!(vm, VmState::Running { .. })).await;
-    assert_eq!(fake.vm_size(), "Standard_D2s_v5");
+    assert_eq!(fake.vm_size(), "Standard_D2s_v3");
     let patches: Vec<(u32, Option<String>)> = fake
         .patches()
         .into_iter()
@@ -651,7 +651,7 @@ async fn a_size_without_spot_capacity_fails_its_allocation_and_the_next_size_run
         .collect();
     assert_eq!(
         patches,
-        vec![(1, None), (1, Some("Standard_D2s_v5".into()))]
+        vec![(1, None), (1, Some("Standard_D2s_v3".into()))]
     );
     let bad = send(set.set_capacity_request(&token, 1, Some("D2")).unwrap()).await;
     assert_eq!(bad.status(), 400);

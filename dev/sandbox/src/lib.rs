@@ -82,7 +82,7 @@ impl Default for Options {
             instance_check: Duration::from_secs(2),
             eviction_wait: Duration::from_secs(10),
             heartbeat: Duration::from_secs(2),
-            vm_sizes: vec!["Standard_D2as_v5".into(), "Standard_D2s_v5".into()],
+            vm_sizes: vec!["Standard_D2as_v4".into(), "Standard_D2s_v3".into()],
             game_hangs: false,
             game_never_ready: false,
             storage_faults: StorageFaults::default(),

@@ -2,9 +2,12 @@
 //! the official example), signs them with the application's Ed25519 key, and posts them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::bail;
 use ed25519_compact::KeyPair;
+use heimdall_fakes::check_interaction_response;
 
 use crate::client::HttpClient;
 
@@ -16,6 +19,8 @@ pub struct Player {
     pub guild_id: String,
     pub channel_id: String,
     next_id: AtomicU64,
+    /// Every answer the app gave with 200, in order.
+    answers: Mutex<Vec<serde_json::Value>>,
 }
 
 /// What Discord got back for one interaction.
@@ -33,6 +38,44 @@ impl Answer {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// The first embed of the reply.
+    pub fn embed(&self) -> &serde_json::Value {
+        &self.body["data"]["embeds"][0]
+    }
+
+    /// The reply as a player reads it: its text, then each embed's title, description and
+    /// fields, one per line.
+    pub fn text(&self) -> String {
+        let mut lines = vec![self.content()];
+        let empty = Vec::new();
+        for embed in self.body["data"]["embeds"].as_array().unwrap_or(&empty) {
+            let part = |key: &str| embed[key].as_str().unwrap_or_default().to_owned();
+            lines.push(part("title"));
+            lines.push(part("description"));
+            for field in embed["fields"].as_array().unwrap_or(&empty) {
+                let value = field["value"].as_str().unwrap_or_default();
+                lines.push(format!(
+                    "{}: {}",
+                    field["name"].as_str().unwrap_or_default(),
+                    value.replace('\n', ", ")
+                ));
+            }
+            lines.push(
+                embed["footer"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        lines.retain(|l| !l.is_empty());
+        lines.join("\n    ")
+    }
+
+    /// Whether only the user who asked sees the reply.
+    pub fn private(&self) -> bool {
+        self.body["data"]["flags"].as_u64().unwrap_or(0) & (1 << 6) != 0
     }
 }
 
@@ -62,6 +105,7 @@ impl Player {
             guild_id: "1200000000000000001".into(),
             channel_id: "1200000000000000002".into(),
             next_id: AtomicU64::new(1_300_000_000_000_000_000),
+            answers: Mutex::new(Vec::new()),
         }
     }
 
@@ -97,22 +141,38 @@ impl Player {
         Prepared { token, body }
     }
 
+    /// Sends an interaction; an answer with 200 that Discord would refuse is an error.
     pub async fn send(&self, prepared: Prepared, forgery: Forgery) -> anyhow::Result<Answer> {
         let response = self.post(prepared.body.into_bytes(), forgery).await?;
-        Ok(Answer {
-            status: response.status().as_u16(),
-            body: serde_json::from_slice(response.body()).unwrap_or_default(),
-            token: prepared.token,
-        })
+        self.answer(response, prepared.token)
     }
 
     /// Discord's PING, sent when the endpoint URL is saved.
     pub async fn ping(&self) -> anyhow::Result<Answer> {
         let response = self.post(br#"{"type":1}"#.to_vec(), Forgery::None).await?;
+        self.answer(response, String::new())
+    }
+
+    /// Every answer the app gave with 200, in order.
+    pub fn answers(&self) -> Vec<serde_json::Value> {
+        self.answers.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    fn answer(&self, response: http::Response<Vec<u8>>, token: String) -> anyhow::Result<Answer> {
+        let status = response.status().as_u16();
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+        if status == 200 {
+            if let Err(refusal) = check_interaction_response(&body) {
+                bail!("Discord would refuse the answer ({refusal}): {body}");
+            }
+            if let Ok(mut answers) = self.answers.lock() {
+                answers.push(body.clone());
+            }
+        }
         Ok(Answer {
-            status: response.status().as_u16(),
-            body: serde_json::from_slice(response.body()).unwrap_or_default(),
-            token: String::new(),
+            status,
+            body,
+            token,
         })
     }
 

@@ -104,7 +104,7 @@ async fn a_game_that_never_saves_is_stopped_after_the_timeout_and_said_so() {
     let texts: Vec<String> = said(&messages).into_iter().map(|(_, t)| t).collect();
     let stop = texts
         .iter()
-        .position(|t| t.starts_with("🛑 Stopping"))
+        .position(|t| t.starts_with("⏳ Stopping"))
         .expect("the stop began");
     assert_eq!(
         texts[stop + 1..],
@@ -144,7 +144,7 @@ async fn a_spot_eviction_is_saved_for_approved_and_the_next_start_works() {
         channel[warning + 1..warning + 3],
         [
             "💾 World saved (14 ms).",
-            "☁️ Azure took the spot VM; /start to play again."
+            "💤 Azure took the spot VM; /start to play again."
         ]
     );
     assert_eq!(outcome.approvals, 1, "the agent approved the eviction once");
@@ -194,19 +194,16 @@ async fn an_agent_killed_mid_stream_loses_and_repeats_nothing() {
         Ok(sandbox.discord.messages())
     })
     .await;
-    let channel: Vec<String> = said(&messages)
-        .into_iter()
-        .filter(|(channel, _)| *channel)
-        .map(|(_, text)| text)
-        .collect();
+    // In the channel or in the /start reply: each said once.
+    let all: Vec<String> = said(&messages).into_iter().map(|(_, text)| text).collect();
     for text in [
         "Freya Stormborn joined",
         "Thorvald joined",
         "Freya Stormborn left",
         "Server is ready",
     ] {
-        let count = channel.iter().filter(|t| t.contains(text)).count();
-        assert_eq!(count, 1, "{text:?} said {count} times: {channel:#?}");
+        let count = all.iter().filter(|t| t.contains(text)).count();
+        assert_eq!(count, 1, "{text:?} said {count} times: {all:#?}");
     }
 }
 
@@ -232,7 +229,7 @@ async fn a_vm_that_vanishes_without_notice_does_not_leave_the_bot_stuck() {
     .await;
     assert!(said(&messages)
         .iter()
-        .any(|(channel, text)| *channel && text.starts_with("📡 The VM is gone without notice")));
+        .any(|(channel, text)| *channel && text.starts_with("⚠️ The VM is gone without notice")));
     assert_eq!(
         patches,
         vec![1, 1],
@@ -334,7 +331,7 @@ async fn a_burst_of_commands_is_answered_in_full() {
 
 async fn burst(sandbox: &Sandbox, count: usize) -> anyhow::Result<()> {
     let prepared: Vec<_> = (0..count)
-        .map(|i| sandbox.player.prepare("status", &format!("Viking{i}")))
+        .map(|i| sandbox.player.prepare("stop", &format!("Viking{i}")))
         .collect();
     for p in &prepared {
         sandbox.discord.register_interaction(&p.token);
@@ -357,4 +354,69 @@ async fn burst(sandbox: &Sandbox, count: usize) -> anyhow::Result<()> {
     assert_eq!(storage.peek(&storage.commands).await?.len(), 0);
     assert_eq!(storage.peek(&storage.poison).await?.len(), 0);
     Ok(())
+}
+
+/// Names are text: whatever a player or a character is called, no message Heimdall sends, reply
+/// or channel message, ephemeral or not, pings anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_reply_or_message_mentions_anyone() {
+    let (answers, requests) = with_sandbox(Options::default(), async |sandbox| {
+        let mut play = Play::new(sandbox);
+        let asked = Instant::now();
+        play.command("/help", "@everyone").await?;
+        play.command("/status", "@here").await?;
+        play.command("/start", "@everyone").await?;
+        play.wait_for("Server is ready", asked).await?;
+        let at = play.game(&["Nov 24 20:00:00 supervisord: valheim-server 11/24/2026 20:00:00: Got character ZDOID from @everyone : -1:1"])?;
+        play.wait_for("@everyone joined", at).await?;
+        play.command("/status", "@here").await?;
+        let asked = Instant::now();
+        play.command("/stop", "@everyone").await?;
+        play.wait_for("Server stopped", asked).await?;
+        println!("{}", play.finish());
+        Ok((sandbox.player.answers(), sandbox.discord.requests()))
+    })
+    .await;
+    let kinds: Vec<(u64, bool, bool)> = answers
+        .iter()
+        .map(|a| {
+            (
+                a["type"].as_u64().unwrap_or(0),
+                a["data"]["flags"].as_u64().unwrap_or(0) & 64 != 0,
+                a["data"]["embeds"].is_array(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&(4, true, false)),
+        "an ephemeral reply: {kinds:?}"
+    );
+    assert!(kinds.contains(&(4, false, true)), "an embed: {kinds:?}");
+    assert!(kinds.contains(&(4, false, false)), "a message: {kinds:?}");
+    for answer in &answers {
+        assert_eq!(
+            answer["data"]["allowed_mentions"],
+            serde_json::json!({ "parse": [] }),
+            "{answer}"
+        );
+    }
+    let paths: Vec<String> = requests.iter().map(|r| r.uri.path().to_owned()).collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/messages/@original")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.starts_with("/api/v10/channels/")),
+        "{paths:?}"
+    );
+    for request in &requests {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        assert_eq!(
+            body["allowed_mentions"],
+            serde_json::json!({ "parse": [] }),
+            "{} {}",
+            request.uri,
+            request.body_text()
+        );
+    }
 }

@@ -42,12 +42,12 @@ async fn an_empty_server_warns_then_saves_and_stops_itself() {
         .expect("she left");
     let after: Vec<&str> = messages[left + 1..].iter().map(String::as_str).collect();
     assert_eq!(after.len(), 4, "{after:#?}");
-    assert!(after[0].starts_with("🕰️ Nobody has been online for"));
+    assert!(after[0].starts_with("⚠️ Nobody has been online for"));
     assert!(after[0].ends_with("unless someone joins."));
     assert_eq!(
         after[1..],
         [
-            "💤 Nobody has been online for 12 s: saving the world and stopping the server…",
+            "⏳ Nobody has been online for 12 s: saving the world and stopping the server…",
             "💾 World saved (14 ms).",
             "💤 Server stopped after 12 s without players; /start to play again."
         ]
@@ -90,11 +90,10 @@ async fn a_start_that_never_gets_ready_goes_back_to_capacity_zero_and_says_why()
     let (messages, patches, status) = with_sandbox(options, async |sandbox| {
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
-        let token = play.command("/start", "Ada").await?;
+        let token = play.command("/start", "Ada").await?.token;
         play.wait_for("Nothing is billed", asked).await?;
         play.status("failed").await?;
-        let status_token = play.command("/status", "Ada").await?;
-        let status = play.wait_for_edit(&status_token).await?.content;
+        let status = play.command("/status", "Ada").await?.text();
         play.wait_for_edit(&token).await?;
         println!("{}", play.finish());
         Ok((texts(&sandbox.discord.messages()), patches(sandbox), status))
@@ -111,7 +110,8 @@ async fn a_start_that_never_gets_ready_goes_back_to_capacity_zero_and_says_why()
     assert!(failure.ends_with("Nothing is billed; /start to try again."));
     assert_eq!(patches, vec![(1, None), (0, None)]);
     assert!(
-        status.starts_with("⚠️ The server was not ready within 6 s"),
+        status.starts_with("❌ Failed for ")
+            && status.contains("\n    The server was not ready within 6 s"),
         "/status says what went wrong: {status}"
     );
 }
@@ -160,17 +160,17 @@ async fn no_capacity_for_the_first_size_and_the_second_runs() {
     })
     .await;
     assert!(messages.contains(
-        &"🔁 Azure has no spot D2as_v5 in westeurope right now (AllocationFailed); trying a spot D2s_v5…".into()
+        &"⏳ Azure has no spot D2as_v4 in westeurope right now (AllocationFailed); trying a spot D2s_v3…".into()
     ));
     assert!(
         messages
             .iter()
             .any(|t| t.starts_with("✅ Server is ready!")
-                && t.ends_with("— running on a spot D2s_v5"))
+                && t.ends_with("— running on a spot D2s_v3"))
     );
     assert_eq!(
         patches,
-        vec![(1, None), (1, Some("Standard_D2s_v5".into())), (0, None)]
+        vec![(1, None), (1, Some("Standard_D2s_v3".into())), (0, None)]
     );
 }
 
@@ -179,7 +179,7 @@ async fn no_capacity_anywhere_ends_at_capacity_zero_with_a_clear_message() {
     let (messages, patches) = with_sandbox(Options::default(), async |sandbox| {
         sandbox
             .arm
-            .no_capacity_for(&["Standard_D2as_v5", "Standard_D2s_v5"]);
+            .no_capacity_for(&["Standard_D2as_v4", "Standard_D2s_v3"]);
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
         play.command("/start", "Ada").await?;
@@ -191,11 +191,11 @@ async fn no_capacity_anywhere_ends_at_capacity_zero_with_a_clear_message() {
     .await;
     assert_eq!(
         messages.last().map(String::as_str),
-        Some("❌ Azure has no spot capacity for D2as_v5, D2s_v5 in westeurope right now. Try again later, or add VM sizes to vm_sizes. Nothing is billed; /start to try again.")
+        Some("❌ Azure has no spot capacity for D2as_v4, D2s_v3 in westeurope right now. Try again later, or add VM sizes to vm_sizes. Nothing is billed; /start to try again.")
     );
     assert_eq!(
         patches,
-        vec![(1, None), (1, Some("Standard_D2s_v5".into())), (0, None)]
+        vec![(1, None), (1, Some("Standard_D2s_v3".into())), (0, None)]
     );
 }
 
@@ -277,7 +277,7 @@ async fn a_discord_rate_limit_is_waited_out() {
         let mut play = Play::new(sandbox);
         sandbox.discord.rate_limit(1, 3.0);
         let asked = Instant::now();
-        let token = play.command("/status", "Ada").await?;
+        let token = play.command("/stop", "Ada").await?.token;
         let edit = play.wait_for_edit(&token).await?;
         println!("{}", play.finish());
         Ok((sandbox.discord.messages(), edit.at - asked))
@@ -285,7 +285,7 @@ async fn a_discord_rate_limit_is_waited_out() {
     .await;
     assert_eq!(
         texts(&messages),
-        ["The server is stopped. Use /start to play."]
+        ["ℹ️ Nothing to do: The server is stopped; nothing is billed. Use /start to play."]
     );
     assert!(
         waited >= Duration::from_secs(3),
@@ -332,7 +332,7 @@ async fn a_hostile_token_on_the_queue_goes_to_poison_without_a_panic() {
         assert_eq!(sandbox.arm.capacity_patches(), Vec::<u32>::new());
         // And the app still works.
         let mut play = Play::new(sandbox);
-        let token = play.command("/status", "Ada").await?;
+        let token = play.command("/stop", "Ada").await?.token;
         play.wait_for_edit(&token).await?;
         Ok(())
     })

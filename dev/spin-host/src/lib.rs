@@ -63,12 +63,19 @@ pub struct Tick {
     pub bearer: String,
 }
 
+/// How long a stopping host waits for the guest calls still running.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
 /// A started host. Dropping it stops the listener too; [`RunningHost::shutdown`] waits for it.
 pub struct RunningHost {
     addr: SocketAddr,
+    app: Arc<runtime::App>,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
-    background: Vec<JoinHandle<()>>,
+    /// The scheduler's ticks, if any.
+    tick: Option<JoinHandle<()>>,
+    /// Lets running guests yield and meet their time limit; stops last.
+    epoch: JoinHandle<()>,
 }
 
 impl RunningHost {
@@ -77,16 +84,22 @@ impl RunningHost {
         self.addr
     }
 
-    /// Stops accepting, closes open connections and stops the tick. Guest calls already
-    /// running finish on their own (bounded by their time limit).
+    /// Stops in order: no new requests and no more ticks, then waits (up to
+    /// [`SETTLE_LIMIT`]) for the guest calls already running, their work after the answer
+    /// included, so that the services they talk to can be stopped after this without cutting
+    /// any call short.
     pub async fn shutdown(mut self) {
+        if let Some(tick) = self.tick.take() {
+            tick.abort();
+        }
         let _ = self.stop.send(true);
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        for task in self.background.drain(..) {
-            task.abort();
+        if !self.app.settle(SETTLE_LIMIT).await {
+            log::warn!("guest calls still running after {SETTLE_LIMIT:?}; stopping anyway");
         }
+        // Drop aborts the epoch ticker.
     }
 }
 
@@ -96,9 +109,10 @@ impl Drop for RunningHost {
         if let Some(server) = self.server.take() {
             server.abort();
         }
-        for task in self.background.drain(..) {
-            task.abort();
+        if let Some(tick) = self.tick.take() {
+            tick.abort();
         }
+        self.epoch.abort();
     }
 }
 
@@ -125,19 +139,21 @@ pub async fn start(config: HostConfig) -> Result<RunningHost> {
     });
     let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, frontend.clone(), stopped));
-    let mut background = vec![tokio::spawn(epoch_ticker(app.engine().clone()))];
-    if let Some(tick) = config.tick {
+    let epoch = tokio::spawn(epoch_ticker(app.engine().clone()));
+    let tick = config.tick.map(|tick| {
         if frontend.router.route(&tick.path).is_none() {
             log::warn!("tick path {} matches no public route", tick.path);
         }
-        background.push(tokio::spawn(run_tick(frontend, tick)));
-    }
+        tokio::spawn(run_tick(frontend, tick))
+    });
     log::info!("serving {} on http://{addr}", config.manifest.display());
     Ok(RunningHost {
         addr,
+        app,
         stop,
         server: Some(server),
-        background,
+        tick,
+        epoch,
     })
 }
 

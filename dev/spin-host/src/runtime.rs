@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -68,6 +69,24 @@ pub struct App {
     engine: Engine,
     components: HashMap<String, Arc<LoadedComponent>>,
     routes: Vec<RouteDecl>,
+    /// Guest calls running now, their work after the answer included.
+    running: Arc<AtomicUsize>,
+}
+
+/// Counts one running guest call for as long as it lives.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn new(count: &Arc<AtomicUsize>) -> Running {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Per-request store data.
@@ -103,7 +122,21 @@ impl App {
             engine,
             components,
             routes,
+            running: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Waits until no guest call runs any more, or `bound` has passed; whether they all ended.
+    /// A host that stops takes no new requests first, so the count only falls.
+    pub async fn settle(&self, bound: Duration) -> bool {
+        let deadline = Instant::now() + bound;
+        while self.running.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 
     pub fn engine(&self) -> &Engine {
@@ -135,7 +168,9 @@ impl App {
         let out = store.data_mut().new_response_outparam(sender)?;
         let pre = component.pre.clone();
         let id = component.id.clone();
+        let running = Running::new(&self.running);
         tokio::spawn(async move {
+            let _running = running;
             let started = Instant::now();
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;

@@ -29,8 +29,12 @@ pub struct Frontend {
     pub local_addr: SocketAddr,
 }
 
-/// Accepts connections until `shutdown` flips; dropping the join set then aborts open
-/// connections.
+/// How long a stopping server lets open connections finish the requests they are serving.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `shutdown` flips; then takes no new ones, lets each open
+/// connection answer the request it is serving and close (up to [`DRAIN_LIMIT`]), and aborts
+/// what is left.
 pub async fn serve(
     listener: TcpListener,
     frontend: Arc<Frontend>,
@@ -43,7 +47,8 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
                     let frontend = frontend.clone();
-                    connections.spawn(serve_connection(stream, client, frontend));
+                    let stop = shutdown.clone();
+                    connections.spawn(serve_connection(stream, client, frontend, stop));
                 }
                 Err(e) => log::warn!("accept failed: {e}"),
             },
@@ -51,18 +56,50 @@ pub async fn serve(
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
     }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        log::warn!("connections still open after {DRAIN_LIMIT:?}; closing them");
+    }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, client: SocketAddr, fe: Arc<Frontend>) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    client: SocketAddr,
+    fe: Arc<Frontend>,
+    mut stop: watch::Receiver<bool>,
+) {
     let service = hyper::service::service_fn(move |req| {
         let fe = fe.clone();
         async move { Ok::<_, Infallible>(handle(&fe, req, client).await) }
     });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stopping(&mut stop) => {
+            // Finish the request in flight, then close instead of waiting for another.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = served {
         log::debug!("connection from {client}: {e}");
+    }
+}
+
+/// Resolves once the server is stopping (or its owner is gone).
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -49,7 +49,7 @@ impl Default for ArmFakeConfig {
             public_ip: "203.0.113.10".into(),
             boot_delay: Duration::from_millis(200),
             polls_in_progress: 1,
-            vm_size: "Standard_D2as_v5".into(),
+            vm_size: "Standard_D2as_v4".into(),
         }
     }
 }

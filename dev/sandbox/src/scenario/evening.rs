@@ -53,8 +53,15 @@ pub async fn play(sandbox: &Sandbox) -> anyhow::Result<Outcome> {
     let at = play.game(&freya_leaves())?;
     latencies.push(play.wait_for("Freya Stormborn left", at).await?);
 
-    let token = play.command("/status", "Ada").await?;
-    play.wait_for_edit(&token).await?;
+    let status = play.command("/status", "Ada").await?;
+    anyhow::ensure!(
+        status.embed()["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("✅ Running")),
+        "/status shows the server running: {}",
+        status.body
+    );
+    play.command("/help", "Freya").await?;
 
     let asked = Instant::now();
     play.command("/stop", "Ada").await?;

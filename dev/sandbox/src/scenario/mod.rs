@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use heimdall_fakes::{DiscordMessage, MessageKind};
 
-use crate::player::Forgery;
+use crate::player::{Answer, Forgery};
 use crate::transcript::Transcript;
 use crate::Sandbox;
 
@@ -36,8 +36,8 @@ impl<'a> Play<'a> {
         }
     }
 
-    /// Sends a slash command and records it and the immediate answer; returns its token.
-    pub async fn command(&mut self, name: &str, user: &str) -> anyhow::Result<String> {
+    /// Sends a slash command and records it and the immediate answer; returns the answer.
+    pub async fn command(&mut self, name: &str, user: &str) -> anyhow::Result<Answer> {
         let player = &self.sandbox.player;
         let prepared = player.prepare(name.trim_start_matches('/'), user);
         let discord = &self.sandbox.discord;
@@ -49,8 +49,9 @@ impl<'a> Play<'a> {
         if answer.status != 200 {
             bail!("{name} was answered with HTTP {}", answer.status);
         }
-        self.transcript.reply(name, &answer.content());
-        Ok(answer.token)
+        self.transcript
+            .reply(name, &answer.token, &answer.text(), answer.private());
+        Ok(answer)
     }
 
     /// A line for the reader of the transcript, about what happens off Discord.

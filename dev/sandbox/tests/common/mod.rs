@@ -52,24 +52,16 @@ pub fn evening_said() -> Vec<(bool, String)> {
             false,
             "⏳ Starting the server for Ada… asking Azure for a VM.".into(),
         ),
-        (false, format!("🖥️ VM up at {IP}, loading world…")),
+        (false, format!("⏳ VM up at {IP}, loading the world…")),
         (
             false,
-            format!("✅ Server is ready! Join at {IP}:2456 (world Vanaheim)"),
-        ),
-        (
-            true,
             format!("✅ Server is ready! Join at {IP}:2456 (world Vanaheim)"),
         ),
         (true, "⚔️ Freya Stormborn joined (1 online)".into()),
         (true, "👋 Freya Stormborn left (0 online)".into()),
         (
             false,
-            format!("🟢 The server is running at {IP}:2456, nobody online."),
-        ),
-        (
-            false,
-            "🛑 Stopping the server for Ada… 💾 saving the world first.".into(),
+            "⏳ Stopping the server for Ada… saving the world first.".into(),
         ),
         (false, "💾 World saved (14 ms).".into()),
         (
