@@ -7,14 +7,20 @@ mod effects;
 mod inbox;
 mod store;
 
-use heimdall_spin_io::{carries_secret, json, text, variable};
-use spin_sdk::http::{Method, Request, Response};
+use heimdall_spin_io::{answer, carries_secret, json, text, variable};
+use spin_sdk::http::{Method, Request, Response, ResponseOutparam};
 
 use crate::config::Config;
 use crate::inbox::LOG;
 
+/// Answers through [`answer`]: a caller that hangs up before the answer's body (the agent of a
+/// VM being deleted, say) does not concern the work, which is done either way.
 #[spin_sdk::http_component]
-async fn handle(request: Request) -> Response {
+async fn handle(request: Request, out: ResponseOutparam) {
+    answer(out, respond(request).await).await;
+}
+
+async fn respond(request: Request) -> Response {
     let secret = variable("app_secret").unwrap_or_default();
     if !carries_secret(&request, &secret) {
         return text(401, "missing or wrong secret");

@@ -67,6 +67,8 @@ pub struct Options {
     pub game_never_ready: bool,
     /// Trouble with the queues and the table (see [`proxy`]).
     pub storage_faults: StorageFaults,
+    /// Where the components' log lines go (`None`: stderr, as in tests).
+    pub component_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             game_hangs: false,
             game_never_ready: false,
             storage_faults: StorageFaults::default(),
+            component_log: None,
         }
     }
 }
@@ -184,6 +187,7 @@ impl Sandbox {
                 path: "/reactions/tick".into(),
                 bearer: app_secret.clone(),
             }),
+            log_file: options.component_log.clone(),
         })
         .await
         .context("starting the local Spin host")?;

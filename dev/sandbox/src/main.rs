@@ -35,9 +35,16 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let options = match cli.scenario {
-        Scenario::Idle => idle::options(),
-        _ => Options::default(),
+    // The components' log lines go to a file, as `spin up` keeps them, so that the
+    // conversation stays readable; the summary says where.
+    let component_log = heimdall_sandbox::cache_dir().join("play/components.log");
+    let _ = std::fs::remove_file(&component_log);
+    let options = Options {
+        component_log: Some(component_log.clone()),
+        ..match cli.scenario {
+            Scenario::Idle => idle::options(),
+            _ => Options::default(),
+        }
     };
     eprintln!("Starting Azurite, the fakes, the local Spin host and its components…");
     let sandbox = Sandbox::start(options).await?;
@@ -64,6 +71,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "Scale set PATCHes (capacity, and size when it changed): [{}]",
         patches.join(", ")
+    );
+    println!(
+        "Component logs: {} (grep an event id, e.g. cmd-<interaction id>, to follow it)",
+        component_log.display()
     );
     Ok(())
 }

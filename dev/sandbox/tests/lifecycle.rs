@@ -118,7 +118,7 @@ async fn a_start_that_never_gets_ready_goes_back_to_capacity_zero_and_says_why()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_throttled_and_busy_azure_still_starts_the_server() {
-    let (messages, patches) = with_sandbox(Options::default(), async |sandbox| {
+    let (messages, patches, status) = with_sandbox(Options::default(), async |sandbox| {
         sandbox.arm.inject(Fault::Throttle {
             count: 1,
             retry_after_s: 1,
@@ -132,11 +132,24 @@ async fn a_throttled_and_busy_azure_still_starts_the_server() {
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
         play.command("/start", "Ada").await?;
+        play.wait_for("Azure asked us to wait", asked).await?;
+        // While Azure makes the start wait, /status still answers at once, from the table.
+        let status_asked = Instant::now();
+        let status = play.command("/status", "Freya").await?;
+        let status = (status.text(), status_asked.elapsed());
         play.wait_for("Server is ready", asked).await?;
         println!("{}", play.finish());
-        Ok((texts(&sandbox.discord.messages()), patches(sandbox)))
+        Ok((texts(&sandbox.discord.messages()), patches(sandbox), status))
     })
     .await;
+    let (status, took) = status;
+    assert!(status.starts_with("⏳ Starting for "), "{status}");
+    assert!(
+        status.contains("waiting for Azure to make the VM"),
+        "{status}"
+    );
+    // Discord gives up on an interaction after 3 s.
+    assert!(took < Duration::from_secs(3), "/status took {took:?}");
     assert!(
         messages
             .iter()

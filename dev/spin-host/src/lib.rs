@@ -12,6 +12,7 @@
 //!     listen: "127.0.0.1:0".parse()?,
 //!     variables: Default::default(),
 //!     tick: None,
+//!     log_file: None,
 //! })
 //! .await?;
 //! println!("listening on http://{}", host.addr());
@@ -52,6 +53,9 @@ pub struct HostConfig {
     pub variables: HashMap<String, String>,
     /// Optional periodic self-request, like a cron scheduler.
     pub tick: Option<Tick>,
+    /// Where the components' stdout and stderr go, appended (as `spin up --log-dir` keeps them
+    /// in files); `None`: the host's own.
+    pub log_file: Option<PathBuf>,
 }
 
 /// A periodic `POST <path>` with `Authorization: Bearer <bearer>` to the app itself.
@@ -126,7 +130,11 @@ pub async fn start(config: HostConfig) -> Result<RunningHost> {
     }
     let routes = manifest.routes.clone();
     // Compiling is CPU-bound and takes seconds; keep it off the async workers.
-    let app = tokio::task::spawn_blocking(move || runtime::App::load(routes, specs))
+    let guest_log = match &config.log_file {
+        Some(path) => Some(open_log(path)?),
+        None => None,
+    };
+    let app = tokio::task::spawn_blocking(move || runtime::App::load(routes, specs, guest_log))
         .await
         .context("component loading panicked")??;
     let app = Arc::new(app);
@@ -155,6 +163,18 @@ pub async fn start(config: HostConfig) -> Result<RunningHost> {
         tick,
         epoch,
     })
+}
+
+/// The components' log file, appended to.
+fn open_log(path: &std::path::Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening the log file {}", path.display()))
 }
 
 /// Resolves each component's variables and allowed hosts against the app variables.

@@ -84,6 +84,7 @@ fn parse_args(
         listen: listen.context(USAGE)?,
         variables,
         tick,
+        log_file: None,
     })
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::cli::OutputFile;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::bindings::ProxyPre;
@@ -71,6 +72,8 @@ pub struct App {
     routes: Vec<RouteDecl>,
     /// Guest calls running now, their work after the answer included.
     running: Arc<AtomicUsize>,
+    /// Where guests' stdout and stderr go, if not the host's.
+    guest_log: Option<OutputFile>,
 }
 
 /// Counts one running guest call for as long as it lives.
@@ -100,7 +103,11 @@ pub struct HostState {
 
 impl App {
     /// Compiles every component once (blocking: call from `spawn_blocking`) and checks imports.
-    pub fn load(routes: Vec<RouteDecl>, specs: Vec<ComponentSpec>) -> Result<Self> {
+    pub fn load(
+        routes: Vec<RouteDecl>,
+        specs: Vec<ComponentSpec>,
+        guest_log: Option<std::fs::File>,
+    ) -> Result<Self> {
         let engine = new_engine()?;
         let linker = new_linker(&engine)?;
         // The same .wasm may back several components; compile it once.
@@ -123,6 +130,7 @@ impl App {
             components,
             routes,
             running: Arc::new(AtomicUsize::new(0)),
+            guest_log: guest_log.map(OutputFile::new),
         })
     }
 
@@ -203,10 +211,13 @@ impl App {
     }
 
     fn new_store(self: &Arc<Self>, component: &Arc<LoadedComponent>) -> Store<HostState> {
-        let wasi = WasiCtx::builder()
-            .inherit_stdout()
-            .inherit_stderr()
-            // Raw sockets would bypass allowed_outbound_hosts; only wasi:http goes out.
+        let mut wasi = WasiCtx::builder();
+        match &self.guest_log {
+            Some(log) => wasi.stdout(log.clone()).stderr(log.clone()),
+            None => wasi.inherit_stdout().inherit_stderr(),
+        };
+        // Raw sockets would bypass allowed_outbound_hosts; only wasi:http goes out.
+        let wasi = wasi
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)

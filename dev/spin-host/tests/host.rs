@@ -85,6 +85,7 @@ fn config(target: SocketAddr) -> HostConfig {
             ("target".to_string(), format!("http://{target}")),
         ]),
         tick: None,
+        log_file: None,
     }
 }
 

@@ -104,8 +104,12 @@ async fn main() -> anyhow::Result<()> {
     log::set_logger(&HOST_TIMES).map_err(|e| anyhow::anyhow!("{e}"))?;
     log::set_max_level(log::LevelFilter::Info);
     // No scheduled tick during the measurement: it would only add noise.
+    // The components' log lines go to a file: thousands of requests would bury the results.
+    let component_log = heimdall_sandbox::cache_dir().join("bench/components.log");
+    let _ = std::fs::remove_file(&component_log);
     let options = Options {
         tick_every: Duration::from_secs(3600),
+        component_log: Some(component_log),
         ..Options::default()
     };
     let sandbox = Sandbox::start(options).await?;
