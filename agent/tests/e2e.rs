@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{eventually, Recorded, Server, TempDir};
+use common::{eventually, Recorded, Server, TempDir, UNREACHABLE};
 use heimdall_agent::{run, AgentConfig, LogSource, QueueAuth, Spool};
 use heimdall_events::{
     ControlBody, ControlMessage, Envelope, EventBody, EvictionKind, GameEvent, SaveAndStop, VmUp,
@@ -655,7 +655,12 @@ fn thirty_seconds_without_the_queue_lose_nothing_and_keep_the_order() {
     let (_dir, log, state) = session_files("outage");
     let started = Instant::now();
     const OUTAGE: Duration = Duration::from_secs(30);
+    // Half of it the queue cannot be reached at all (the connection closes unanswered), the
+    // other half it answers that it is busy.
     let server = Server::start(move |request| {
+        if request.path() == QUEUE_PATH && started.elapsed() < OUTAGE / 2 {
+            return (UNREACHABLE, String::new());
+        }
         if request.path() == QUEUE_PATH && started.elapsed() < OUTAGE {
             return (503, "<Error><Code>ServerBusy</Code></Error>".into());
         }

@@ -73,7 +73,9 @@ impl Recorded {
 type Responder = dyn Fn(&Recorded) -> (u16, String) + Send + Sync;
 
 /// Serves HTTP/1.1 on 127.0.0.1 (one request per connection), answering with `responder` and
-/// recording every request. Stops when dropped, and by itself after a minute at the latest.
+/// recording every request; a status of [`UNREACHABLE`] closes the connection unanswered, as
+/// a network that lost the service does. Stops when dropped, and by itself after a minute at
+/// the latest.
 pub struct Server {
     pub origin: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -82,6 +84,9 @@ pub struct Server {
 }
 
 const SERVER_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The "status" that makes [`Server`] hang up instead of answering.
+pub const UNREACHABLE: u16 = 0;
 
 impl Server {
     pub fn start(responder: impl Fn(&Recorded) -> (u16, String) + Send + Sync + 'static) -> Server {
@@ -185,6 +190,9 @@ fn serve(
     };
     let (status, text) = responder(&recorded);
     requests.lock().expect("lock").push(recorded);
+    if status == UNREACHABLE {
+        return stream.shutdown(std::net::Shutdown::Both);
+    }
     let mut stream = stream;
     write!(
         stream,

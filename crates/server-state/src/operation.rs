@@ -13,7 +13,7 @@ const MAX_RETRIES: u32 = 10;
 
 impl ServerState {
     pub(crate) fn request_capacity(&mut self, capacity: u32, size: Option<String>) {
-        self.operation = Some(Operation::new(capacity, size.clone()));
+        self.operation = Some(Operation::new(capacity, size.clone(), &self.cause));
         self.push(EffectKind::Scale { capacity, size });
     }
 
@@ -27,15 +27,20 @@ impl ServerState {
         if self.scaler_call_queued() || self.now_ms < operation.not_before_ms {
             return;
         }
-        match operation.poll_url {
-            Some(poll_url) => self.push(EffectKind::PollOperation {
+        let effect = match operation.poll_url {
+            Some(poll_url) => EffectKind::PollOperation {
                 capacity: operation.capacity,
                 poll_url,
-            }),
-            None => self.push(EffectKind::Scale {
+            },
+            None => EffectKind::Scale {
                 capacity: operation.capacity,
                 size: operation.size,
-            }),
+            },
+        };
+        // Logged with the event that asked for the operation, not the tick that follows it.
+        match operation.cause.as_str() {
+            "" => self.push(effect),
+            cause => self.push_for(effect, cause.to_owned()),
         }
     }
 

@@ -162,6 +162,12 @@ impl ServerState {
     }
 
     pub(crate) fn push(&mut self, kind: EffectKind) {
+        let cause = self.cause.clone();
+        self.push_for(kind, cause);
+    }
+
+    /// As [`ServerState::push`], for an effect that another event than the current one led to.
+    pub(crate) fn push_for(&mut self, kind: EffectKind, cause: String) {
         let n = self.next_id();
         if self.outbox.len() >= MAX_OUTBOX {
             // Keep scaler and control calls; push out the oldest message, stale by now anyway.
@@ -178,7 +184,7 @@ impl ServerState {
             kind,
             attempts: 0,
             not_before_ms: 0,
-            cause: self.cause.clone(),
+            cause,
         });
     }
 

@@ -98,10 +98,14 @@ pub struct Operation {
     /// What Azure said last when it answered "not now", for players who ask.
     #[serde(default)]
     pub last_problem: Option<String>,
+    /// The event that asked for it (a /start, a /stop, a save): the calls that follow it on
+    /// later ticks carry its id in the logs.
+    #[serde(default)]
+    pub cause: String,
 }
 
 impl Operation {
-    pub(crate) fn new(capacity: u32, size: Option<String>) -> Operation {
+    pub(crate) fn new(capacity: u32, size: Option<String>, cause: &str) -> Operation {
         Operation {
             capacity,
             size,
@@ -109,6 +113,7 @@ impl Operation {
             retries: 0,
             not_before_ms: 0,
             last_problem: None,
+            cause: cause.to_owned(),
         }
     }
 }

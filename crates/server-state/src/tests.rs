@@ -147,6 +147,8 @@ fn a_whole_evening() {
         ]
     ));
     assert!(texts(&e)[0].contains("Starting"));
+    // Each effect names the event it came from, for the logs.
+    assert!(e.iter().all(|e| e.cause == "c1"), "{e:?}");
 
     let e = step(
         &mut s,
@@ -167,6 +169,8 @@ fn a_whole_evening() {
             poll_url: "https://arm/op".into()
         }]
     );
+    // Polled on a tick, but logged as the /start's.
+    assert_eq!(e[0].cause, "c1");
     let e = step(&mut s, scaled(1, ScaleOutcome::Succeeded));
     assert_eq!(kinds(&e), vec![&EffectKind::LookupInstance]);
     let e = step(&mut s, instance(Some("20.1.2.3")));
