@@ -146,18 +146,7 @@ fn command(
     if raw.token.is_empty() || raw.id.is_empty() {
         return Err(missing("id and token"));
     }
-    // These go into REST URLs later; Discord's are URL-safe, anything else is not Discord's.
-    let ids = [&raw.token, &raw.id, &channel_id];
-    if !ids
-        .into_iter()
-        .chain(raw.application_id.as_ref())
-        .all(|v| heimdall_events::is_url_token(v))
-    {
-        return Err(ParseError::Malformed(
-            "id or token with unexpected characters".into(),
-        ));
-    }
-    Ok(Command {
+    let command = Command {
         kind,
         requester,
         guild_id: raw.guild_id,
@@ -167,7 +156,12 @@ fn command(
             interaction_id: raw.id,
             token: raw.token,
         },
-    })
+    };
+    // The same check as the queue's decoder: what is accepted here is never set aside there.
+    command
+        .check()
+        .map_err(|e| ParseError::Malformed(e.to_string()))?;
+    Ok(command)
 }
 
 /// In a guild the user is inside `member`; in a DM it is `user`.
@@ -237,7 +231,7 @@ mod tests {
 
     #[test]
     fn reads_the_contract_slash_command() {
-        let Incoming::Command(cmd) = parse(&with_name("start"), || "app-1".into()).unwrap() else {
+        let Incoming::Command(cmd) = parse(&with_name("start"), || "11".into()).unwrap() else {
             panic!("expected a command");
         };
         assert_eq!(cmd.kind, CommandKind::Start);
@@ -248,7 +242,7 @@ mod tests {
         assert_eq!(cmd.channel_id, "645027906669510667");
         assert_eq!(cmd.reply.token, "A_UNIQUE_TOKEN");
         assert_eq!(cmd.reply.interaction_id, "786008729715212338");
-        assert_eq!(cmd.reply.application_id, "app-1");
+        assert_eq!(cmd.reply.application_id, "11");
     }
 
     #[test]
@@ -274,6 +268,27 @@ mod tests {
     }
 
     #[test]
+    fn takes_only_what_the_queue_takes_ids_that_are_snowflakes() {
+        let start = SLASH.replace("cardsearch", "start");
+        for (from, to) in [
+            ("645027906669510667", "c"),
+            ("290926798626357999", "x y/z"),
+            ("786008729715212338", "an-id"),
+        ] {
+            let body = start.replace(from, to);
+            assert!(
+                matches!(
+                    parse(body.as_bytes(), || "11".into()),
+                    Err(ParseError::Malformed(_))
+                ),
+                "{to}"
+            );
+        }
+        // The application id from the variables, when the body has none, is checked too.
+        assert!(parse(start.as_bytes(), || "my-app".into()).is_err());
+    }
+
+    #[test]
     fn refuses_tokens_that_would_break_a_url() {
         let body = SLASH
             .replace("cardsearch", "start")
@@ -286,9 +301,9 @@ mod tests {
 
     #[test]
     fn dm_commands_use_the_user() {
-        let body = br#"{"type":2,"id":"1","token":"t","channel_id":"c","data":{"name":"stop"},
+        let body = br#"{"type":2,"id":"1","token":"t","channel_id":"3","data":{"name":"stop"},
             "user":{"id":"u","username":"ada","global_name":"Ada"}}"#;
-        let Incoming::Command(cmd) = parse(body, || "a".into()).unwrap() else {
+        let Incoming::Command(cmd) = parse(body, || "2".into()).unwrap() else {
             panic!("expected a command");
         };
         assert_eq!(cmd.requester.name, "Ada");

@@ -61,7 +61,7 @@ impl Envelope {
         check_name("event id", &envelope.id)?;
         check_name("server", &envelope.server)?;
         if let EventBody::Command(command) = &envelope.body {
-            check_command(command)?;
+            command.check()?;
         }
         Ok(envelope)
     }
@@ -131,6 +131,15 @@ fn check_name(what: &str, value: &str) -> Result<(), DecodeError> {
 
 /// A command's ids and token go into Discord REST URLs: Discord's snowflakes are digits and
 /// its interaction tokens URL-safe characters; anything else did not come from Discord.
+impl Command {
+    /// Whether its ids and token are Discord's: snowflakes and a URL-safe token. They go into
+    /// REST URLs later, so the interactions component takes no other, and neither does the
+    /// queue's decoder.
+    pub fn check(&self) -> Result<(), DecodeError> {
+        check_command(self)
+    }
+}
+
 fn check_command(command: &Command) -> Result<(), DecodeError> {
     let snowflakes = [
         ("application id", Some(&command.reply.application_id)),
