@@ -88,10 +88,12 @@ impl Reading {
             return;
         }
         for (index, event) in events.into_iter().enumerate() {
-            if matches!(event, GameEvent::WorldSaved(_)) {
+            let save = matches!(event, GameEvent::WorldSaved(_));
+            agent.emit(position.event_id(index), event);
+            // Only once it is spooled: the stopper's "game stopped" must come after it.
+            if save {
                 agent.stopper.saw_save();
             }
-            agent.emit(position.event_id(index), event);
         }
         self.emitted = Some(position);
         if let Err(error) = positions.save(position) {

@@ -123,6 +123,21 @@ fn game_events(requests: &[Recorded]) -> Vec<GameEvent> {
         .collect()
 }
 
+/// The game events as the app takes them: a put repeated (its answer was lost, so the agent
+/// sent it again) counts once, at its first place, as reactions drops repeated ids.
+fn delivered_events(requests: &[Recorded]) -> Vec<GameEvent> {
+    let mut seen = std::collections::HashSet::new();
+    requests
+        .iter()
+        .map(envelope_of)
+        .filter(|envelope| seen.insert(envelope.id.clone()))
+        .map(|envelope| match envelope.body {
+            EventBody::Game(event) => event,
+            other => panic!("not a game event: {other:?}"),
+        })
+        .collect()
+}
+
 fn parsed(log: &str) -> Vec<GameEvent> {
     let mut parser = LogParser::new();
     log.lines().flat_map(|line| parser.line(line)).collect()
@@ -422,7 +437,7 @@ fn a_save_and_stop_for_this_vm_stops_the_game_and_reports_the_save() {
         1,
         "the game was stopped once, for this VM only"
     );
-    let events = game_events(&server.requests_to(QUEUE_PATH));
+    let events = delivered_events(&server.requests_to(QUEUE_PATH));
     let tail: Vec<&GameEvent> = events.iter().rev().take(2).rev().collect();
     assert!(
         matches!(
@@ -501,7 +516,7 @@ fn a_spot_eviction_is_announced_saved_for_and_then_approved() {
         serde_json::json!({ "StartRequests": [{ "EventId": "602d9444-d2cd-49c7-8624-8643e7171297" }] })
     );
     // Warned, saved, stopped: all on the queue before the approval lets Azure take the VM.
-    let puts_before: Vec<GameEvent> = game_events(
+    let puts_before: Vec<GameEvent> = delivered_events(
         &requests[..approvals[0]]
             .iter()
             .filter(|r| r.path() == QUEUE_PATH)

@@ -1,6 +1,9 @@
 //! Fake Discord REST API (v10): editing an interaction's original reply, and posting channel
-//! messages as the bot. Refusals have Discord's JSON error shapes
+//! messages as the bot; the bot's application and its slash commands in [`application`].
+//! Refusals have Discord's JSON error shapes
 //! (examples/discord/error-invalid-form-body-*.json and the well-known codes).
+
+mod application;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,10 @@ use crate::RecordedRequest;
 pub struct DiscordFakeConfig {
     pub application_id: String,
     pub bot_token: String,
+    /// The application's public key (hex) as `GET /applications/@me` shows it.
+    pub verify_key: String,
+    /// The Interactions Endpoint URL set in the Developer Portal, if any.
+    pub interactions_endpoint_url: Option<String>,
 }
 
 impl Default for DiscordFakeConfig {
@@ -26,6 +33,8 @@ impl Default for DiscordFakeConfig {
         Self {
             application_id: "1100000000000000000".into(),
             bot_token: "fake-bot-token".into(),
+            verify_key: "6a1f0b0c5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c3b2a1908f7e6d5c4b3a".into(),
+            interactions_endpoint_url: None,
         }
     }
 }
@@ -59,8 +68,11 @@ impl DiscordFake {
     pub async fn start(config: DiscordFakeConfig) -> anyhow::Result<DiscordFake> {
         let (count, _) = watch::channel(0);
         let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                application: application::Application::new(&config),
+                ..State::default()
+            }),
             config,
-            state: Mutex::new(State::default()),
             count,
         });
         let for_server = Arc::clone(&shared);
@@ -98,6 +110,25 @@ impl DiscordFake {
     /// limits answer (examples/discord/rate-limit-429-user.http.txt).
     pub fn rate_limit(&self, count: u32, retry_after_s: f64) {
         lock(&self.shared.state).rate_limited = Some((count, retry_after_s));
+    }
+
+    /// The key the application's interactions are signed with, as the Developer Portal shows it
+    /// (the sandbox's player signs with a key of its own).
+    pub fn set_verify_key(&self, verify_key: &str) {
+        lock(&self.shared.state).application.verify_key = verify_key.to_owned();
+    }
+
+    /// The Interactions Endpoint URL, as set in the Developer Portal.
+    pub fn set_interactions_endpoint_url(&self, url: Option<&str>) {
+        lock(&self.shared.state)
+            .application
+            .interactions_endpoint_url = url.map(str::to_owned);
+    }
+
+    /// The slash commands registered in a guild (`Some`) or globally (`None`), as Discord
+    /// returns them.
+    pub fn commands(&self, guild_id: Option<&str>) -> Vec<serde_json::Value> {
+        lock(&self.shared.state).application.commands(guild_id)
     }
 
     /// Every message accepted, in order.
@@ -142,6 +173,7 @@ struct State {
     rate_limited: Option<(u32, f64)>,
     messages: Vec<DiscordMessage>,
     requests: Vec<RecordedRequest>,
+    application: application::Application,
 }
 
 fn handle(shared: &Shared, request: http::Request<Bytes>) -> Reply {
@@ -151,6 +183,11 @@ fn handle(shared: &Shared, request: http::Request<Bytes>) -> Reply {
         return refusal;
     }
     let path = request.uri().path().to_owned();
+    if let Some(reply) =
+        application::handle(shared, &mut state.application, &segments(&path), &request)
+    {
+        return reply;
+    }
     let answer = match segments(&path).as_slice() {
         ["api", "v10", "webhooks", application_id, token, "messages", "@original"] => {
             only(&request, http::Method::PATCH)
@@ -258,17 +295,7 @@ fn channel_message(
     request: &http::Request<Bytes>,
 ) -> Result<Accepted, Reply> {
     check_user_agent(request)?;
-    let expected = format!("Bot {}", shared.config.bot_token);
-    let authorization = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if authorization != Some(expected.as_str()) {
-        return Err(json(
-            401,
-            serde_json::json!({ "message": "401: Unauthorized", "code": 0 }),
-        ));
-    }
+    check_bot(shared, request)?;
     if channel_id.is_empty() || !channel_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(form_error(
             Some("channel_id"),
@@ -282,6 +309,22 @@ fn channel_message(
         channel_id: channel_id.to_owned(),
     };
     Ok((body.into_message(kind), reply))
+}
+
+/// `Authorization: Bot <token>` with the bot's token, or 401 as Discord answers it.
+fn check_bot(shared: &Shared, request: &http::Request<Bytes>) -> Result<(), Reply> {
+    let expected = format!("Bot {}", shared.config.bot_token);
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if authorization == Some(expected.as_str()) {
+        return Ok(());
+    }
+    Err(json(
+        401,
+        serde_json::json!({ "message": "401: Unauthorized", "code": 0 }),
+    ))
 }
 
 /// Discord wants `User-Agent: DiscordBot ($url, $versionNumber)` from bots.
@@ -303,14 +346,39 @@ fn check_user_agent(request: &http::Request<Bytes>) -> Result<(), Reply> {
 /// Discord's 50035 error, shaped like examples/discord/error-invalid-form-body-*.json: for one
 /// field, or for the request as a whole (`field` = `None`).
 fn form_error(field: Option<&str>, code: &str, message: &str) -> Reply {
-    let errors = serde_json::json!({ "_errors": [{ "code": code, "message": message }] });
-    let errors = match field {
-        Some(name) => serde_json::json!({ name: errors }),
-        None => errors,
-    };
+    form_error_at(field.as_slice(), code, message)
+}
+
+/// Discord's 50035 error for a field deep in the body, e.g. `["0", "name"]` for the name of
+/// the first command of a list.
+fn form_error_at(path: &[&str], code: &str, message: &str) -> Reply {
+    let mut errors = serde_json::json!({ "_errors": [{ "code": code, "message": message }] });
+    for name in path.iter().rev() {
+        errors = serde_json::json!({ *name: errors });
+    }
     json(
         400,
         serde_json::json!({ "code": 50035, "errors": errors, "message": "Invalid Form Body" }),
+    )
+}
+
+/// Discord takes JSON bodies only.
+fn check_json(request: &http::Request<Bytes>) -> Result<(), Reply> {
+    if crate::util::json_content_type(request).0 {
+        return Ok(());
+    }
+    Err(form_error(
+        None,
+        "CONTENT_TYPE_INVALID",
+        "Expected \"Content-Type\" header to be one of {'application/json'}.",
+    ))
+}
+
+/// Discord's answer to a body that is not JSON (or not the JSON kind it wants).
+fn invalid_json() -> Reply {
+    json(
+        400,
+        serde_json::json!({ "code": 50109, "message": "The request body contains invalid JSON." }),
     )
 }
 
@@ -326,19 +394,7 @@ impl MessageBody {
     const MAX_EMBEDS: usize = 10;
 
     fn read(request: &http::Request<Bytes>) -> Result<Self, Reply> {
-        if !crate::util::json_content_type(request).0 {
-            return Err(form_error(
-                None,
-                "CONTENT_TYPE_INVALID",
-                "Expected \"Content-Type\" header to be one of {'application/json'}.",
-            ));
-        }
-        let invalid_json = || {
-            json(
-                400,
-                serde_json::json!({ "code": 50109, "message": "The request body contains invalid JSON." }),
-            )
-        };
+        check_json(request)?;
         let body: serde_json::Value =
             serde_json::from_slice(request.body()).map_err(|_| invalid_json())?;
         let fields = body.as_object().ok_or_else(invalid_json)?;

@@ -8,7 +8,10 @@ mod flexible;
 
 use bytes::Bytes;
 
-use super::{now, schedule_boot, Fault, Operation, OperationEnd, Patch, Shared, State, VmState};
+use super::{
+    authorization, now, schedule_boot, Fault, Operation, OperationEnd, Patch, Shared, State,
+    VmState,
+};
 use crate::util::{guid, json, json_with, query_param, Reply};
 
 const COMPUTE_API_VERSIONS: &[&str] = &["2024-11-01"];
@@ -43,6 +46,53 @@ enum Route<'a> {
         kind: flexible::NetworkKind,
         name: &'a str,
     },
+}
+
+impl Route<'_> {
+    /// The subscription, group and scale set must be the fake's.
+    fn locate(&self, shared: &Shared) -> Result<(), Reply> {
+        match *self {
+            Route::ScaleSet {
+                subscription,
+                group,
+                name,
+            } => find_scale_set(shared, subscription, group, name),
+            Route::Vms {
+                subscription,
+                group,
+            }
+            | Route::Network {
+                subscription,
+                group,
+                ..
+            } => find_group(shared, subscription, group),
+            Route::Operation { subscription, .. } => {
+                if subscription.eq_ignore_ascii_case(&shared.config.subscription_id) {
+                    Ok(())
+                } else {
+                    Err(subscription_not_found(subscription))
+                }
+            }
+        }
+    }
+
+    /// The RBAC action ARM checks for this call; `None` for a method the route refuses anyway.
+    fn action(&self, method: &http::Method) -> Option<String> {
+        let read = *method == http::Method::GET;
+        let action = match self {
+            Route::ScaleSet { .. } if read => "Microsoft.Compute/virtualMachineScaleSets/read",
+            Route::ScaleSet { .. } if *method == http::Method::PATCH => {
+                "Microsoft.Compute/virtualMachineScaleSets/write"
+            }
+            Route::Operation { .. } if read => "Microsoft.Compute/locations/operations/read",
+            Route::Vms { .. } if read => "Microsoft.Compute/virtualMachines/read",
+            Route::Network { kind, .. } if read => {
+                return Some(format!("{}/read", kind.resource_type()))
+            }
+            _ => return None,
+        };
+        Some(action.to_owned())
+    }
 }
 
 fn route<'a>(segments: &[&'a str]) -> Option<Route<'a>> {
@@ -109,6 +159,9 @@ pub(super) fn handle(
     if let Err(refusal) = authenticate(shared, state, request) {
         return refusal;
     }
+    if let Some(resource) = authorization::permissions_target(segments) {
+        return authorization::permissions(shared, state, &resource, request);
+    }
     let Some(route) = route(segments) else {
         return cloud_error(
             404,
@@ -126,6 +179,17 @@ pub(super) fn handle(
     if let Err(refusal) = check_api_version(request, versions) {
         return refusal;
     }
+    if let Err(refusal) = route.locate(shared) {
+        return refusal;
+    }
+    // Roles are checked on what exists: a wrong name keeps its 404 here, where Azure may answer
+    // 403 for a name outside the caller's roles.
+    if let Some(action) = route.action(request.method()) {
+        let scope = request.uri().path();
+        if let Err(refusal) = authorization::authorize(shared, state, &action, scope) {
+            return refusal;
+        }
+    }
     let is_patch = *request.method() == http::Method::PATCH;
     let accepted = match state.faults.take(is_patch) {
         Some(fault @ (Fault::Throttle { .. } | Fault::ServerError { .. } | Fault::Busy { .. })) => {
@@ -135,47 +199,23 @@ pub(super) fn handle(
         None => false,
     };
     match route {
-        Route::ScaleSet {
-            subscription,
-            group,
-            name,
-        } => {
-            if let Err(refusal) = find_scale_set(shared, subscription, group, name) {
-                return refusal;
-            }
-            match *request.method() {
-                http::Method::GET => json(200, scale_set_body(shared, state)),
-                http::Method::PATCH => patch(shared, state, request, accepted),
-                _ => method_not_allowed(request),
-            }
-        }
-        Route::Vms {
-            subscription,
-            group,
-        } => match (find_group(shared, subscription, group), request.method()) {
-            (Err(refusal), _) => refusal,
-            (Ok(()), &http::Method::GET) => flexible::vm_list(shared, state, request),
-            (Ok(()), _) => method_not_allowed(request),
+        Route::ScaleSet { .. } => match *request.method() {
+            http::Method::GET => json(200, scale_set_body(shared, state)),
+            http::Method::PATCH => patch(shared, state, request, accepted),
+            _ => method_not_allowed(request),
         },
-        Route::Network {
-            subscription,
-            group,
-            kind,
-            name,
-        } => match (find_group(shared, subscription, group), request.method()) {
-            (Err(refusal), _) => refusal,
-            (Ok(()), &http::Method::GET) => flexible::network_resource(shared, state, kind, name),
-            (Ok(()), _) => method_not_allowed(request),
+        Route::Vms { .. } => match *request.method() {
+            http::Method::GET => flexible::vm_list(shared, state, request),
+            _ => method_not_allowed(request),
         },
-        Route::Operation { subscription, id } => {
-            if !subscription.eq_ignore_ascii_case(&shared.config.subscription_id) {
-                return subscription_not_found(subscription);
-            }
-            match *request.method() {
-                http::Method::GET => poll(shared, state, id),
-                _ => method_not_allowed(request),
-            }
-        }
+        Route::Network { kind, name, .. } => match *request.method() {
+            http::Method::GET => flexible::network_resource(shared, state, kind, name),
+            _ => method_not_allowed(request),
+        },
+        Route::Operation { id, .. } => match *request.method() {
+            http::Method::GET => poll(shared, state, id),
+            _ => method_not_allowed(request),
+        },
     }
 }
 
@@ -208,7 +248,7 @@ fn cloud_error(status: u16, code: &str, message: &str) -> Reply {
     )
 }
 
-fn method_not_allowed(request: &http::Request<Bytes>) -> Reply {
+pub(super) fn method_not_allowed(request: &http::Request<Bytes>) -> Reply {
     cloud_error(
         405,
         "MethodNotAllowed",
@@ -359,6 +399,15 @@ fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
         "type": "Microsoft.Compute/virtualMachineScaleSets",
         "location": LOCATION,
         "tags": {},
+        "identity": {
+            "type": "UserAssigned",
+            "userAssignedIdentities": {
+                authorization::identity_id(&shared.config): {
+                    "principalId": "00000000-0000-0000-0000-00000000eeee",
+                    "clientId": "00000000-0000-0000-0000-00000000ffff"
+                }
+            }
+        },
         "sku": { "name": state.size, "tier": "Standard", "capacity": state.capacity },
         "etag": format!("\"{}\"", state.etag),
         "properties": {
@@ -381,6 +430,7 @@ fn scale_set_body(shared: &Shared, state: &State) -> serde_json::Value {
                                 "name": "ipconfig",
                                 "properties": {
                                     "primary": true,
+                                    "subnet": { "id": authorization::subnet_id(&shared.config) },
                                     "publicIPAddressConfiguration": {
                                         "name": "pip",
                                         "sku": { "name": "Standard", "tier": "Regional" },

@@ -90,6 +90,17 @@ fn check(shared: &Shared, tenant: &str, request: &http::Request<Bytes>) -> Resul
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
     })?;
+    if config.expired_client_secrets.contains(secret) {
+        // A secret the app had: Entra says it expired (401, like a wrong one).
+        return Err(Refusal {
+            status: 401,
+            ..Refusal::bad(
+                "invalid_client",
+                7000222,
+                &format!("The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."),
+            )
+        });
+    }
     if *secret != config.client_secret {
         // Entra answers a wrong secret with 401, not 400.
         return Err(Refusal {

@@ -1,6 +1,7 @@
 //! Fake Microsoft Entra (client credentials) and Azure Resource Manager (one VM Scale Set),
 //! both on one origin, plus the VM's lifecycle for the sandbox to follow.
 
+mod authorization;
 mod compute;
 mod entra;
 mod faults;
@@ -35,6 +36,9 @@ pub struct ArmFakeConfig {
     pub polls_in_progress: u32,
     /// The scale set's VM size until a PATCH changes it.
     pub vm_size: String,
+    /// Secrets of the app that existed once and have expired: Entra answers them with
+    /// `AADSTS7000222` rather than as unknown secrets.
+    pub expired_client_secrets: Vec<String>,
 }
 
 impl Default for ArmFakeConfig {
@@ -50,6 +54,7 @@ impl Default for ArmFakeConfig {
             boot_delay: Duration::from_millis(200),
             polls_in_progress: 1,
             vm_size: "Standard_D2as_v4".into(),
+            expired_client_secrets: Vec::new(),
         }
     }
 }
@@ -76,6 +81,7 @@ impl ArmFake {
             let state = Arc::new(Shared {
                 state: Mutex::new(State {
                     size: config.vm_size.clone(),
+                    grants: authorization::deployed_grants(&config),
                     ..State::default()
                 }),
                 config,
@@ -124,6 +130,18 @@ impl ArmFake {
     pub fn no_capacity_for(&self, sizes: &[&str]) {
         let mut state = lock(&self.shared.state);
         state.faults.no_capacity = sizes.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// Takes `action` out of the app's roles, e.g. `Microsoft.Compute/virtualMachineScaleSets/write`:
+    /// a call that needs it gets 403 `AuthorizationFailed`, and the permissions list lacks it.
+    /// The app starts with the roles infra/identity.tf assigns.
+    pub fn revoke(&self, action: &str) {
+        authorization::revoke(&mut lock(&self.shared.state), action);
+    }
+
+    /// The app's service principal has no role assignment at all.
+    pub fn remove_role_assignments(&self) {
+        lock(&self.shared.state).grants.clear();
     }
 
     /// The scale set's VM size now.
@@ -220,6 +238,8 @@ struct State {
     /// The latest scale-up's allocation failed: the instance exists but will never run.
     allocation_failed: bool,
     faults: faults::Faults,
+    /// The app's role assignments.
+    grants: Vec<authorization::Grant>,
 }
 
 struct Operation {

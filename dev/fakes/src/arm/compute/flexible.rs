@@ -29,7 +29,7 @@ impl NetworkKind {
         }
     }
 
-    fn resource_type(self) -> &'static str {
+    pub(super) fn resource_type(self) -> &'static str {
         match self {
             Self::NetworkInterface => "Microsoft.Network/networkInterfaces",
             Self::PublicIp => "Microsoft.Network/publicIPAddresses",
@@ -158,9 +158,7 @@ fn nic_body(shared: &Shared, vm: &Vm) -> serde_json::Value {
                     "publicIPAddress": {
                         "id": format!("{providers}/Microsoft.Network/publicIPAddresses/{}", vm.ip)
                     },
-                    "subnet": {
-                        "id": format!("{providers}/Microsoft.Network/virtualNetworks/heimdall-vnet/subnets/vm")
-                    },
+                    "subnet": { "id": crate::arm::authorization::subnet_id(&shared.config) },
                     "primary": true,
                     "privateIPAddressVersion": "IPv4"
                 }
