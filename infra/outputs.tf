@@ -108,5 +108,5 @@ output "spin_variables" {
 
 output "spin_variables_set_by_hand" {
   description = "Spin variables Terraform does not know or never outputs (secrets, the Discord app, the service principal); see README.md."
-  value       = ["storage_key", "app_secret", "azure_client_id", "azure_client_secret", "discord_public_key", "discord_bot_token"]
+  value       = ["storage_key", "app_secret", "azure_client_id", "azure_client_secret", "discord_application_id", "discord_public_key", "discord_bot_token"]
 }
