@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::follow::LogSource;
 
-pub const DEFAULT_QUEUE: &str = "events";
+pub const DEFAULT_QUEUE: &str = heimdall_events::queues::EVENTS;
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/heimdall-agent";
 pub const DEFAULT_STOP_COMMAND: &str = "docker stop valheim";

@@ -17,9 +17,6 @@ use heimdall_server_state::{stored, ServerState, Settings};
 use heimdall_spin_io::{answer, send, text, variable, Log};
 use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 
-/// The queue of slash commands: only this component writes it (the VM may write `events` only),
-/// so a command reactions reads there passed Discord's signature and the role check here.
-const COMMANDS_QUEUE: &str = "commands";
 const KICK_URL: &str = "http://reactions.spin.internal/reactions/kick";
 const LOG: Log = Log::new("interactions");
 
@@ -200,7 +197,9 @@ async fn enqueue(event: &str, command: Command) -> anyhow::Result<()> {
     let queue = Queue::new(
         Account::new(&account, &variable("storage_key")?)?,
         Endpoint::new(&variable("queue_endpoint")?, &account)?,
-        COMMANDS_QUEUE,
+        // Only this component writes it (the VM may write `events` only), so a command
+        // reactions reads there passed Discord's signature and the role check here.
+        heimdall_events::queues::COMMANDS,
     );
     let envelope = Envelope::new(
         event.to_owned(),

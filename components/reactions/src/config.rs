@@ -1,14 +1,8 @@
 use heimdall_azure_storage::{Account, Endpoint, Queue, Table};
+use heimdall_events::queues;
 use heimdall_server_state::{stored, Settings};
 use heimdall_spin_io::variable;
 
-/// Slash commands; only the interactions component writes here.
-pub(crate) const COMMANDS_QUEUE: &str = "commands";
-/// What the agent on the VM observed; the VM's identity may write here, and nothing else.
-pub(crate) const EVENTS_QUEUE: &str = "events";
-pub(crate) const POISON_QUEUE: &str = "events-poison";
-/// Orders for the agent (save and stop); the VM's identity takes them.
-pub(crate) const CONTROL_QUEUE: &str = "control";
 pub(crate) const SCALER: &str = "http://scaler.spin.internal";
 
 /// Everything reactions reads from its variables, once per request.
@@ -36,10 +30,10 @@ impl Config {
             settings: settings()?,
             discord_api: variable("discord_api")?,
             bot_token: variable("discord_bot_token")?,
-            commands: queue(COMMANDS_QUEUE),
-            events: queue(EVENTS_QUEUE),
-            poison: queue(POISON_QUEUE),
-            control: queue(CONTROL_QUEUE),
+            commands: queue(queues::COMMANDS),
+            events: queue(queues::EVENTS),
+            poison: queue(queues::POISON),
+            control: queue(queues::CONTROL),
             table: Table::new(account, tables, stored::TABLE),
         })
     }

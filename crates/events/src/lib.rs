@@ -22,6 +22,22 @@ pub use generated::heimdall::events::types::*;
 /// `heartbeat`, and control messages.
 pub const FORMAT: u16 = 2;
 
+/// The queues that carry these messages, by who may write them. The components, the agent,
+/// the owner's command line and the infra tests all take the names from here.
+pub mod queues {
+    /// Slash commands: only the interactions component writes here (after Discord's signature
+    /// and the role check), so a command read here is one a member may give.
+    pub const COMMANDS: &str = "commands";
+    /// What the agent on the VM observed; the VM's identity may write here, and nothing else.
+    pub const EVENTS: &str = "events";
+    /// Messages reactions could not apply, set aside for the owner.
+    pub const POISON: &str = "events-poison";
+    /// Orders for the agent (save and stop); the VM's identity takes them.
+    pub const CONTROL: &str = "control";
+    /// Every queue the app uses.
+    pub const ALL: [&str; 4] = [COMMANDS, EVENTS, POISON, CONTROL];
+}
+
 /// The longest event id, server name or VM name accepted.
 const MAX_ID: usize = 128;
 

@@ -42,12 +42,15 @@ fn the_queues_and_table_are_the_ones_the_app_uses() {
     };
     let mut queues = names("azurerm_storage_queue");
     queues.sort();
-    // events: game and command events for reactions; events-poison: what kept failing;
-    // commands: slash commands, only the app's; control: the app's requests to the agent.
-    assert_eq!(queues, ["commands", "control", "events", "events-poison"]);
-    assert!(names("azurerm_storage_table")
-        .iter()
-        .any(|t| t == "servers"));
+    // The names the components, the agent and the owner's command line use (what each
+    // queue carries is said there).
+    let mut ours = heimdall_events::queues::ALL.map(str::to_owned).to_vec();
+    ours.sort();
+    assert_eq!(queues, ours);
+    assert_eq!(
+        names("azurerm_storage_table"),
+        [heimdall_server_state::stored::TABLE]
+    );
 }
 
 #[test]
