@@ -4,12 +4,14 @@
 //! recorded Valheim log. [`Sandbox::start`] brings it up on loopback; [`scenario`] plays Discord
 //! evenings against it. The `heimdall-sandbox` binary and the end-to-end tests both use this.
 
+pub mod app_host;
 pub mod azurite;
 pub mod client;
 pub mod player;
 pub mod ports;
 pub mod proxy;
 pub mod scenario;
+pub mod spin;
 pub mod status;
 pub mod storage;
 pub mod transcript;
@@ -23,8 +25,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use heimdall_fakes::{ArmFake, ArmFakeConfig, DiscordFake, DiscordFakeConfig, MetadataFake};
-use heimdall_spin_host::{HostConfig, RunningHost, Tick};
 
+use crate::app_host::{AppConfig, AppHost, HostKind, Tick};
 use crate::azurite::Azurite;
 use crate::client::HttpClient;
 use crate::player::Player;
@@ -69,6 +71,8 @@ pub struct Options {
     pub storage_faults: StorageFaults,
     /// Where the components' log lines go (`None`: stderr, as in tests).
     pub component_log: Option<PathBuf>,
+    /// What runs the components.
+    pub host: HostKind,
 }
 
 impl Default for Options {
@@ -89,6 +93,7 @@ impl Default for Options {
             game_never_ready: false,
             storage_faults: StorageFaults::default(),
             component_log: None,
+            host: HostKind::Local,
         }
     }
 }
@@ -99,7 +104,7 @@ pub struct Sandbox {
     pub arm: ArmFake,
     pub discord: DiscordFake,
     pub metadata: Arc<MetadataFake>,
-    pub host: RunningHost,
+    pub host: AppHost,
     pub player: Player,
     pub vm: Vm,
     pub statuses: StatusRecorder,
@@ -174,23 +179,19 @@ impl Sandbox {
             ("azure_resource_group", arm_config.resource_group.clone()),
             ("vmss_name", arm_config.vmss_name.clone()),
         ]);
-        let host = heimdall_spin_host::start(HostConfig {
-            manifest: repo_root().join("spin.toml"),
-            wasm_dir: Some(wasm_dir()?),
+        let app = AppConfig {
             listen,
             variables: variables
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
-            tick: Some(Tick {
+            component_log: options.component_log.clone(),
+            tick: Tick {
                 every: options.tick_every,
-                path: "/reactions/tick".into(),
-                bearer: app_secret.clone(),
-            }),
-            log_file: options.component_log.clone(),
-        })
-        .await
-        .context("starting the local Spin host")?;
+                secret: app_secret.clone(),
+            },
+        };
+        let host = AppHost::start(&options.host, app).await?;
         // As cloud-init writes it, except that Azurite takes SharedKey rather than tokens.
         let agent_env: HashMap<String, String> = [
             ("HEIMDALL_SERVER_ID", SERVER_ID.to_owned()),
@@ -333,7 +334,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The folder with the release components (`HEIMDALL_WASM_DIR`, or the cache's target folder).
-fn wasm_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn wasm_dir() -> anyhow::Result<PathBuf> {
     let dir = match std::env::var("HEIMDALL_WASM_DIR") {
         Ok(dir) => PathBuf::from(dir),
         Err(_) => {

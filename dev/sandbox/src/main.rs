@@ -5,19 +5,47 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use heimdall_sandbox::app_host::HostKind;
 use heimdall_sandbox::scenario::{capacity, evening, eviction, idle};
+use heimdall_sandbox::spin::Spin;
 use heimdall_sandbox::transcript::Transcript;
 use heimdall_sandbox::{Options, Sandbox};
 
-/// Plays a Heimdall evening on this machine: Azurite, the local Spin host with the real
-/// components, fakes of Discord, Entra, Azure Resource Manager and the VM's metadata service,
-/// and the real agent on a simulated VM.
+/// Plays a Heimdall evening on this machine: Azurite, the real components on Spin (or on the
+/// local Spin host where Spin is not installed), fakes of Discord, Entra, Azure Resource Manager
+/// and the VM's metadata service, and the real agent on a simulated VM.
 #[derive(Parser)]
 #[command(name = "heimdall-sandbox", version)]
 struct Cli {
     /// Which evening to play.
     #[arg(value_enum, default_value = "evening")]
     scenario: Scenario,
+    /// What runs the components: real Spin (`spin build` + `spin up`, from `HEIMDALL_SPIN` or
+    /// `PATH`), the local host, or Spin when it is installed and the local host otherwise.
+    #[arg(long, value_enum, default_value = "auto", env = "HEIMDALL_HOST")]
+    host: Host,
+}
+
+#[derive(ValueEnum, Clone, Copy)]
+enum Host {
+    Auto,
+    Local,
+    Spin,
+}
+
+impl Host {
+    fn kind(self) -> anyhow::Result<HostKind> {
+        match self {
+            Host::Auto => HostKind::best(),
+            Host::Local => Ok(HostKind::Local),
+            Host::Spin => match Spin::find()? {
+                Some(spin) => Ok(HostKind::Spin(spin)),
+                None => anyhow::bail!(
+                    "no Spin found: install Spin 3 on PATH or set HEIMDALL_SPIN to its binary"
+                ),
+            },
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy)]
@@ -39,14 +67,19 @@ async fn main() -> anyhow::Result<()> {
     // conversation stays readable; the summary says where.
     let component_log = heimdall_sandbox::cache_dir().join("play/components.log");
     let _ = std::fs::remove_file(&component_log);
+    let host = cli.host.kind()?;
     let options = Options {
         component_log: Some(component_log.clone()),
+        host: host.clone(),
         ..match cli.scenario {
             Scenario::Idle => idle::options(),
             _ => Options::default(),
         }
     };
-    eprintln!("Starting Azurite, the fakes, the local Spin host and its components…");
+    eprintln!(
+        "Starting Azurite, the fakes, and the components on {}…",
+        host.describe()
+    );
     let sandbox = Sandbox::start(options).await?;
     let played = play(cli.scenario, &sandbox).await;
     let statuses = sandbox.statuses.sequence();
@@ -72,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         "Scale set PATCHes (capacity, and size when it changed): [{}]",
         patches.join(", ")
     );
+    println!("Components ran on {}", host.describe());
     println!(
         "Component logs: {} (grep an event id, e.g. cmd-<interaction id>, to follow it)",
         component_log.display()

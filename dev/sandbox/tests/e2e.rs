@@ -1,20 +1,33 @@
-//! End to end: the real release `.wasm` components in the local Spin host, with Azurite, the
-//! fakes of ARM/Entra/Discord/the metadata service, and on the simulated VM the real agent
-//! binary and the game process (both built by `cargo test --workspace`, or by scripts/test).
+//! End to end: the real release `.wasm` components on the local Spin host, and on real Spin
+//! where it is installed, with Azurite, the fakes of ARM/Entra/Discord/the metadata service,
+//! and on the simulated VM the real agent binary and the game process (both built by
+//! `cargo test --workspace`, or by scripts/test).
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{evening_said, first_at, said, with_sandbox};
 use heimdall_events::{Command, CommandKind, Envelope, EventBody, InteractionReply, Requester};
+use heimdall_sandbox::app_host::HostKind;
 use heimdall_sandbox::scenario::{evening, eviction, freya_joins, freya_leaves, select, Play};
 use heimdall_sandbox::{Options, Sandbox, SERVER_ID};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_discord_evening_saves_the_world_before_the_vm_goes() {
+on_every_host!(
+    a_discord_evening_saves_the_world_before_the_vm_goes,
+    a_game_that_never_saves_is_stopped_after_the_timeout_and_said_so,
+    a_spot_eviction_is_saved_for_approved_and_the_next_start_works,
+    an_agent_killed_mid_stream_loses_and_repeats_nothing,
+    a_vm_that_vanishes_without_notice_does_not_leave_the_bot_stuck,
+    refusals_and_poison_messages,
+    a_burst_of_commands_is_answered_in_full,
+    no_reply_or_message_mentions_anyone,
+);
+
+async fn a_discord_evening_saves_the_world_before_the_vm_goes(host: HostKind) {
     let (outcome, patches, timed, statuses, messages, leftovers) =
-        with_sandbox(Options::default(), async |sandbox| {
+        with_sandbox(host, Options::default(), async |sandbox| {
             let outcome = evening::play(sandbox).await?;
             let storage = &sandbox.storage;
             let mut leftovers = Vec::new();
@@ -82,13 +95,12 @@ async fn a_discord_evening_saves_the_world_before_the_vm_goes() {
     assert_eq!(outcome.event_latencies.len(), 3, "ready, joined, left");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_game_that_never_saves_is_stopped_after_the_timeout_and_said_so() {
+async fn a_game_that_never_saves_is_stopped_after_the_timeout_and_said_so(host: HostKind) {
     let options = Options {
         game_hangs: true,
         ..Options::default()
     };
-    let (messages, patches) = with_sandbox(options, async |sandbox| {
+    let (messages, patches) = with_sandbox(host, options, async |sandbox| {
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
         play.command("/start", "Ada").await?;
@@ -117,10 +129,9 @@ async fn a_game_that_never_saves_is_stopped_after_the_timeout_and_said_so() {
     assert_eq!(patches, vec![1, 0]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_spot_eviction_is_saved_for_approved_and_the_next_start_works() {
+async fn a_spot_eviction_is_saved_for_approved_and_the_next_start_works(host: HostKind) {
     let (outcome, patches, messages, statuses) =
-        with_sandbox(Options::default(), async |sandbox| {
+        with_sandbox(host, Options::default(), async |sandbox| {
             let outcome = eviction::play(sandbox).await?;
             Ok((
                 outcome,
@@ -166,9 +177,8 @@ async fn a_spot_eviction_is_saved_for_approved_and_the_next_start_works() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_agent_killed_mid_stream_loses_and_repeats_nothing() {
-    let messages = with_sandbox(Options::default(), async |sandbox| {
+async fn an_agent_killed_mid_stream_loses_and_repeats_nothing(host: HostKind) {
+    let messages = with_sandbox(host, Options::default(), async |sandbox| {
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
         play.command("/start", "Ada").await?;
@@ -207,9 +217,8 @@ async fn an_agent_killed_mid_stream_loses_and_repeats_nothing() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_vm_that_vanishes_without_notice_does_not_leave_the_bot_stuck() {
-    let (messages, patches) = with_sandbox(Options::default(), async |sandbox| {
+async fn a_vm_that_vanishes_without_notice_does_not_leave_the_bot_stuck(host: HostKind) {
+    let (messages, patches) = with_sandbox(host, Options::default(), async |sandbox| {
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
         play.command("/start", "Ada").await?;
@@ -237,9 +246,8 @@ async fn a_vm_that_vanishes_without_notice_does_not_leave_the_bot_stuck() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn refusals_and_poison_messages() {
-    with_sandbox(Options::default(), refusals).await;
+async fn refusals_and_poison_messages(host: HostKind) {
+    with_sandbox(host, Options::default(), refusals).await;
 }
 
 /// A forged command from the VM: the VM's identity may put on `events`, so a command found there
@@ -324,9 +332,11 @@ async fn refusals(sandbox: &Sandbox) -> anyhow::Result<()> {
 
 /// Many commands at once: every kick wakes reactions, but one invocation drains at a time, so
 /// nobody loses the race for the state entity and every reply is edited.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_burst_of_commands_is_answered_in_full() {
-    with_sandbox(Options::default(), async |sandbox| burst(sandbox, 12).await).await;
+async fn a_burst_of_commands_is_answered_in_full(host: HostKind) {
+    with_sandbox(host, Options::default(), async |sandbox| {
+        burst(sandbox, 12).await
+    })
+    .await;
 }
 
 async fn burst(sandbox: &Sandbox, count: usize) -> anyhow::Result<()> {
@@ -358,9 +368,8 @@ async fn burst(sandbox: &Sandbox, count: usize) -> anyhow::Result<()> {
 
 /// Names are text: whatever a player or a character is called, no message Heimdall sends, reply
 /// or channel message, ephemeral or not, pings anyone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_reply_or_message_mentions_anyone() {
-    let (answers, requests) = with_sandbox(Options::default(), async |sandbox| {
+async fn no_reply_or_message_mentions_anyone(host: HostKind) {
+    let (answers, requests) = with_sandbox(host, Options::default(), async |sandbox| {
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
         play.command("/help", "@everyone").await?;

@@ -1,9 +1,10 @@
 //! End to end, the paths that are not the happy evening: idle shutdown, a start that never gets
 //! ready, Azure answering "not now" or having no capacity, Discord rate limits, at-least-once
 //! delivery, a lost ETag race and a hostile queue message. The real `.wasm` components in the
-//! local host, with Azurite, the fakes, the real agent and the fake game; timings shortened by
-//! configuration only.
+//! local host (and on real Spin where it is installed), with Azurite, the fakes, the real agent
+//! and the fake game; timings shortened by configuration only.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -11,9 +12,24 @@ use std::time::{Duration, Instant, SystemTime};
 use common::{evening_said, said, texts, with_sandbox};
 use heimdall_events::{Command, CommandKind, Envelope, EventBody, InteractionReply, Requester};
 use heimdall_fakes::Fault;
+use heimdall_sandbox::app_host::HostKind;
 use heimdall_sandbox::proxy::StorageFaults;
 use heimdall_sandbox::scenario::{capacity, evening, freya_joins, idle, Play};
 use heimdall_sandbox::{Options, SERVER_ID};
+
+on_every_host!(
+    an_empty_server_warns_then_saves_and_stops_itself,
+    someone_joining_calls_the_idle_stop_off,
+    a_start_that_never_gets_ready_goes_back_to_capacity_zero_and_says_why,
+    a_throttled_and_busy_azure_still_starts_the_server,
+    no_capacity_for_the_first_size_and_the_second_runs,
+    no_capacity_anywhere_ends_at_capacity_zero_with_a_clear_message,
+    twenty_starts_at_once_make_one_capacity_patch,
+    every_message_delivered_twice_is_said_once,
+    a_lost_race_for_the_state_is_resolved,
+    a_discord_rate_limit_is_waited_out,
+    a_hostile_token_on_the_queue_goes_to_poison_without_a_panic,
+);
 
 fn patches(sandbox: &heimdall_sandbox::Sandbox) -> Vec<(u32, Option<String>)> {
     sandbox
@@ -24,9 +40,8 @@ fn patches(sandbox: &heimdall_sandbox::Sandbox) -> Vec<(u32, Option<String>)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_empty_server_warns_then_saves_and_stops_itself() {
-    let (outcome, messages, patches) = with_sandbox(idle::options(), async |sandbox| {
+async fn an_empty_server_warns_then_saves_and_stops_itself(host: HostKind) {
+    let (outcome, messages, patches) = with_sandbox(host, idle::options(), async |sandbox| {
         let outcome = idle::play(sandbox).await?;
         Ok((
             outcome,
@@ -57,9 +72,8 @@ async fn an_empty_server_warns_then_saves_and_stops_itself() {
     assert_eq!(patches, vec![(1, None), (0, None)]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn someone_joining_calls_the_idle_stop_off() {
-    let (messages, status) = with_sandbox(idle::options(), async |sandbox| {
+async fn someone_joining_calls_the_idle_stop_off(host: HostKind) {
+    let (messages, status) = with_sandbox(host, idle::options(), async |sandbox| {
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
         play.command("/start", "Ada").await?;
@@ -80,14 +94,13 @@ async fn someone_joining_calls_the_idle_stop_off() {
     assert!(!messages.iter().any(|t| t.contains("stopping the server")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_start_that_never_gets_ready_goes_back_to_capacity_zero_and_says_why() {
+async fn a_start_that_never_gets_ready_goes_back_to_capacity_zero_and_says_why(host: HostKind) {
     let options = Options {
         game_never_ready: true,
         start_timeout: Duration::from_secs(6),
         ..Options::default()
     };
-    let (messages, patches, status) = with_sandbox(options, async |sandbox| {
+    let (messages, patches, status) = with_sandbox(host, options, async |sandbox| {
         let mut play = Play::new(sandbox);
         let asked = Instant::now();
         let token = play.command("/start", "Ada").await?.token;
@@ -116,9 +129,8 @@ async fn a_start_that_never_gets_ready_goes_back_to_capacity_zero_and_says_why()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_throttled_and_busy_azure_still_starts_the_server() {
-    let (messages, patches, status) = with_sandbox(Options::default(), async |sandbox| {
+async fn a_throttled_and_busy_azure_still_starts_the_server(host: HostKind) {
+    let (messages, patches, status) = with_sandbox(host, Options::default(), async |sandbox| {
         sandbox.arm.inject(Fault::Throttle {
             count: 1,
             retry_after_s: 1,
@@ -164,9 +176,8 @@ async fn a_throttled_and_busy_azure_still_starts_the_server() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_capacity_for_the_first_size_and_the_second_runs() {
-    let (messages, patches) = with_sandbox(Options::default(), async |sandbox| {
+async fn no_capacity_for_the_first_size_and_the_second_runs(host: HostKind) {
+    let (messages, patches) = with_sandbox(host, Options::default(), async |sandbox| {
         let transcript = capacity::play(sandbox).await?;
         println!("{transcript}");
         Ok((texts(&sandbox.discord.messages()), patches(sandbox)))
@@ -187,9 +198,8 @@ async fn no_capacity_for_the_first_size_and_the_second_runs() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_capacity_anywhere_ends_at_capacity_zero_with_a_clear_message() {
-    let (messages, patches) = with_sandbox(Options::default(), async |sandbox| {
+async fn no_capacity_anywhere_ends_at_capacity_zero_with_a_clear_message(host: HostKind) {
+    let (messages, patches) = with_sandbox(host, Options::default(), async |sandbox| {
         sandbox
             .arm
             .no_capacity_for(&["Standard_D2as_v4", "Standard_D2s_v3"]);
@@ -212,9 +222,8 @@ async fn no_capacity_anywhere_ends_at_capacity_zero_with_a_clear_message() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_starts_at_once_make_one_capacity_patch() {
-    let (patches, replies) = with_sandbox(Options::default(), async |sandbox| {
+async fn twenty_starts_at_once_make_one_capacity_patch(host: HostKind) {
+    let (patches, replies) = with_sandbox(host, Options::default(), async |sandbox| {
         let player = &sandbox.player;
         let prepared: Vec<_> = (0..20)
             .map(|i| player.prepare("start", &format!("Viking{i}")))
@@ -247,8 +256,7 @@ async fn twenty_starts_at_once_make_one_capacity_patch() {
     assert_eq!((starting, already), (1, 19), "{replies:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_message_delivered_twice_is_said_once() {
+async fn every_message_delivered_twice_is_said_once(host: HostKind) {
     let options = Options {
         storage_faults: StorageFaults {
             duplicate_messages: true,
@@ -256,7 +264,7 @@ async fn every_message_delivered_twice_is_said_once() {
         },
         ..Options::default()
     };
-    let messages = with_sandbox(options, async |sandbox| {
+    let messages = with_sandbox(host, options, async |sandbox| {
         let outcome = evening::play(sandbox).await?;
         println!("{}", outcome.transcript);
         Ok(sandbox.discord.messages())
@@ -265,8 +273,7 @@ async fn every_message_delivered_twice_is_said_once() {
     assert_eq!(said(&messages), evening_said());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lost_race_for_the_state_is_resolved() {
+async fn a_lost_race_for_the_state_is_resolved(host: HostKind) {
     let options = Options {
         storage_faults: StorageFaults {
             duplicate_messages: false,
@@ -274,7 +281,7 @@ async fn a_lost_race_for_the_state_is_resolved() {
         },
         ..Options::default()
     };
-    let (messages, left) = with_sandbox(options, async |sandbox| {
+    let (messages, left) = with_sandbox(host, options, async |sandbox| {
         let outcome = evening::play(sandbox).await?;
         println!("{}", outcome.transcript);
         Ok((sandbox.discord.messages(), sandbox.state_conflicts_left()))
@@ -284,9 +291,8 @@ async fn a_lost_race_for_the_state_is_resolved() {
     assert_eq!(said(&messages), evening_said());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_discord_rate_limit_is_waited_out() {
-    let (messages, waited) = with_sandbox(Options::default(), async |sandbox| {
+async fn a_discord_rate_limit_is_waited_out(host: HostKind) {
+    let (messages, waited) = with_sandbox(host, Options::default(), async |sandbox| {
         let mut play = Play::new(sandbox);
         sandbox.discord.rate_limit(1, 3.0);
         let asked = Instant::now();
@@ -306,9 +312,8 @@ async fn a_discord_rate_limit_is_waited_out() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hostile_token_on_the_queue_goes_to_poison_without_a_panic() {
-    with_sandbox(Options::default(), async |sandbox| {
+async fn a_hostile_token_on_the_queue_goes_to_poison_without_a_panic(host: HostKind) {
+    with_sandbox(host, Options::default(), async |sandbox| {
         let hostile = Envelope::new(
             "cmd-1300000000000000777".into(),
             SERVER_ID.into(),

@@ -294,12 +294,63 @@ fn new_engine() -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    if std::env::var_os("HEIMDALL_SPIN_POOLING").is_some() {
-        // Optional: instance slots reused across requests. Off by default because it reserves
-        // a lot of virtual memory up front, and fresh-instance cost was small without it.
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::pooling());
+    if std::env::var_os("HEIMDALL_SPIN_PERFMAP").is_some() {
+        // For profiling: names the compiled guest functions in /tmp/perf-<pid>.map, which
+        // `perf report` reads (see dev/spin-host/README.md).
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
-    wt(Engine::new(&config)).context("creating the wasmtime engine")
+    // Spin's own switch: 0 turns the pool off, 1 insists on it.
+    let forced = match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
+        Ok("0") => return wt(Engine::new(&config)).context("creating the wasmtime engine"),
+        Ok("1") => true,
+        Ok(other) => anyhow::bail!("SPIN_WASMTIME_POOLING={other}: only 0 or 1"),
+        Err(_) => false,
+    };
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+        pooling_config(),
+    ));
+    match wt(Engine::new(&config)) {
+        Ok(engine) => Ok(engine),
+        Err(e) if !forced => {
+            // As Spin does: where the address space is too small for the pool, instances are
+            // allocated one by one instead.
+            log::warn!("pooling allocator unavailable ({e:#}); allocating instances on demand");
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
+            wt(Engine::new(&config)).context("creating the wasmtime engine")
+        }
+        Err(e) => Err(e).context("creating the wasmtime engine with the pooling allocator"),
+    }
+}
+
+/// Instances to keep ready in the pool: well above the 50 requests in flight of DESIGN's
+/// budget plus the work they kick off, and small enough that several hosts in one test
+/// process fit in the address space (each memory reserves about 4 GiB of it).
+const POOLED_INSTANCES: u32 = 200;
+
+/// The pooling allocator as Spin configures it by default: fresh instances reuse slots whose
+/// memory stays mapped, instead of an mmap and munmap per request. The per-component limits are
+/// Spin's, so that a component that Spin accepts is accepted here too.
+fn pooling_config() -> wasmtime::PoolingAllocationConfig {
+    const MB: usize = 1 << 20;
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(POOLED_INSTANCES)
+        .total_memories(POOLED_INSTANCES)
+        .total_tables(2 * POOLED_INSTANCES)
+        .total_stacks(POOLED_INSTANCES)
+        .total_core_instances(4 * POOLED_INSTANCES)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MB)
+        .max_core_instance_size(10 * MB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MB)
+        .table_keep_resident(MB / 2);
+    pooling
 }
 
 fn new_linker(engine: &Engine) -> Result<Linker<HostState>> {

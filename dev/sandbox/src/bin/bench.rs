@@ -11,13 +11,33 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use heimdall_sandbox::client::HttpClient;
 use heimdall_sandbox::player::Forgery;
 use heimdall_sandbox::{Options, Sandbox};
 
-const SEQUENTIAL: usize = 2_000;
-const CONCURRENT: usize = 10_000;
 const IN_FLIGHT: usize = 50;
+
+/// Measures the interactions budgets of DESIGN.md through the local host, with the real
+/// component and Azurite on loopback.
+#[derive(Parser)]
+#[command(name = "heimdall-bench")]
+struct Args {
+    /// Which requests to measure.
+    #[arg(long, value_enum, default_value = "all", env = "HEIMDALL_BENCH_ONLY")]
+    only: Only,
+    /// PINGs sent one at a time, per kind of connection; a quarter as many /start. The
+    /// throughput runs send five times as many.
+    #[arg(long, default_value_t = 2_000, env = "HEIMDALL_BENCH_REQUESTS")]
+    requests: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    All,
+    Ping,
+    Start,
+}
 
 /// One host-side measure: the whole request, and the fresh instance's creation within it.
 #[derive(Clone, Copy)]
@@ -101,6 +121,7 @@ impl Connections {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
     log::set_logger(&HOST_TIMES).map_err(|e| anyhow::anyhow!("{e}"))?;
     log::set_max_level(log::LevelFilter::Info);
     // No scheduled tick during the measurement: it would only add noise.
@@ -113,12 +134,12 @@ async fn main() -> anyhow::Result<()> {
         ..Options::default()
     };
     let sandbox = Sandbox::start(options).await?;
-    let result = run(&sandbox).await;
+    let result = run(&sandbox, &args).await;
     sandbox.shutdown().await;
     result
 }
 
-async fn run(sandbox: &Sandbox) -> anyhow::Result<()> {
+async fn run(sandbox: &Sandbox, args: &Args) -> anyhow::Result<()> {
     let player = &sandbox.player;
     let ping = || player.signed(br#"{"type":1}"#.to_vec(), Forgery::None);
     let start = || {
@@ -129,34 +150,33 @@ async fn run(sandbox: &Sandbox) -> anyhow::Result<()> {
     };
 
     // PINGs first: each /start also wakes reactions, whose work would share the cores.
+    if args.only != Only::Start {
+        measure("PING", args.requests, ping).await?;
+    }
+    if args.only != Only::Ping {
+        measure("/start", args.requests / 4, start).await?;
+    }
+    Ok(())
+}
+
+/// `count` requests one at a time, then five times as many with [`IN_FLIGHT`] in flight; each
+/// on new connections and on keep-alive ones.
+async fn measure(
+    what: &str,
+    count: usize,
+    build: impl Fn() -> anyhow::Result<http::Request<Vec<u8>>>,
+) -> anyhow::Result<()> {
     for connections in [Connections::New, Connections::KeepAlive] {
-        let what = format!("PING, one at a time, {}", connections.name());
+        let what = format!("{what}, one at a time, {}", connections.name());
         host_times();
-        report(&what, &sequential(SEQUENTIAL, connections, ping).await?);
+        report(&what, &sequential(count, connections, &build).await?);
         report_host(&what, &host_times());
     }
     for connections in [Connections::New, Connections::KeepAlive] {
-        let requests = (0..CONCURRENT).map(|_| ping()).collect::<Result<_, _>>()?;
+        let requests = (0..count * 5).map(|_| build()).collect::<Result<_, _>>()?;
         let rate = concurrent(requests, connections).await?;
         let name = connections.name();
-        println!("PING with {IN_FLIGHT} in flight, {name}: {rate:.0} requests/s");
-    }
-    for connections in [Connections::New, Connections::KeepAlive] {
-        let what = format!("/start, one at a time, {}", connections.name());
-        host_times();
-        report(
-            &what,
-            &sequential(SEQUENTIAL / 4, connections, start).await?,
-        );
-        report_host(&what, &host_times());
-    }
-    for connections in [Connections::New, Connections::KeepAlive] {
-        let requests = (0..CONCURRENT / 5)
-            .map(|_| start())
-            .collect::<Result<_, _>>()?;
-        let rate = concurrent(requests, connections).await?;
-        let name = connections.name();
-        println!("/start with {IN_FLIGHT} in flight, {name}: {rate:.0} requests/s");
+        println!("{what} with {IN_FLIGHT} in flight, {name}: {rate:.0} requests/s");
     }
     Ok(())
 }
@@ -164,7 +184,7 @@ async fn run(sandbox: &Sandbox) -> anyhow::Result<()> {
 async fn sequential(
     count: usize,
     connections: Connections,
-    build: impl Fn() -> anyhow::Result<http::Request<Vec<u8>>>,
+    build: &impl Fn() -> anyhow::Result<http::Request<Vec<u8>>>,
 ) -> anyhow::Result<Vec<Duration>> {
     let http = HttpClient::default();
     let mut times = Vec::with_capacity(count);

@@ -4,7 +4,47 @@
 use std::time::Instant;
 
 use heimdall_fakes::{DiscordMessage, MessageKind};
+use heimdall_sandbox::app_host::HostKind;
+use heimdall_sandbox::spin::Spin;
 use heimdall_sandbox::{Options, Sandbox};
+
+/// Declares each named `async fn(HostKind)` as two tests: `local::<name>` on the local host,
+/// always, and `spin::<name>` on real Spin, which passes with a note where Spin is not
+/// installed (see [`spin`]).
+macro_rules! on_every_host {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(heimdall_sandbox::app_host::HostKind::Local).await
+                }
+            )*
+        }
+        mod spin {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(host) = crate::common::spin() {
+                        super::$name(host).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Real Spin, when it is installed (`HEIMDALL_SPIN` or `PATH`); `None`, with a note on stderr,
+/// when it is not.
+pub fn spin() -> Option<HostKind> {
+    match Spin::find().expect("HEIMDALL_SPIN names a Spin CLI") {
+        Some(spin) => Some(HostKind::Spin(spin)),
+        None => {
+            eprintln!("Spin is not installed (no spin on PATH, HEIMDALL_SPIN unset): skipped");
+            None
+        }
+    }
+}
 
 pub const IP: &str = "203.0.113.10";
 
@@ -34,11 +74,13 @@ pub fn first_at(messages: &[DiscordMessage], text: &str) -> Instant {
         .at
 }
 
-/// Runs `scenario` on a fresh sandbox and shuts it down whatever happens.
+/// Runs `scenario` on a fresh sandbox on `host` and shuts it down whatever happens.
 pub async fn with_sandbox<T>(
+    host: HostKind,
     options: Options,
     scenario: impl AsyncFnOnce(&Sandbox) -> anyhow::Result<T>,
 ) -> T {
+    let options = Options { host, ..options };
     let sandbox = Sandbox::start(options).await.expect("the sandbox starts");
     let result = scenario(&sandbox).await;
     sandbox.shutdown().await;
