@@ -35,6 +35,15 @@ ensure_azurite() {
   touch "$dir/.lock-$stamp"
 }
 
+# Prints the Spin that the sandbox will use ("Spin 3.6.3"), or fails when there is none; the
+# sandbox's own check (dev/sandbox/src/spin.rs) decides, this only reports.
+spin_found() {
+  local spin="${HEIMDALL_SPIN:-$(command -v spin || true)}" version
+  [ -n "$spin" ] || return 1
+  version="$("$spin" --version 2>/dev/null | sed -n 's/^spin \([0-9][^ ]*\).*/\1/p')"
+  [ -n "$version" ] && echo "Spin $version"
+}
+
 build_components() {
   say "building the components (wasm32-wasip2, profile component)"
   cargo build --locked --profile component --target wasm32-wasip2 "${COMPONENTS[@]}"

@@ -23,6 +23,7 @@
 mod imports;
 mod manifest;
 mod outbound;
+mod outgoing;
 mod router;
 mod runtime;
 mod server;

@@ -4,6 +4,7 @@
 use crate::imports;
 use crate::manifest::RouteDecl;
 use crate::outbound::OutboundPolicy;
+use crate::outgoing::Outgoing;
 use crate::router;
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
@@ -21,7 +22,7 @@ use wasmtime_wasi_http::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::bindings::ProxyPre;
 use wasmtime_wasi_http::body::HyperOutgoingBody;
 use wasmtime_wasi_http::types::{
-    default_send_request, HostFutureIncomingResponse, IncomingResponse, OutgoingRequestConfig,
+    HostFutureIncomingResponse, IncomingResponse, OutgoingRequestConfig,
 };
 use wasmtime_wasi_http::{HttpResult, WasiHttpCtx, WasiHttpView};
 
@@ -74,6 +75,8 @@ pub struct App {
     running: Arc<AtomicUsize>,
     /// Where guests' stdout and stderr go, if not the host's.
     guest_log: Option<OutputFile>,
+    /// The connections guests' requests go out on.
+    outgoing: Outgoing,
 }
 
 /// Counts one running guest call for as long as it lives.
@@ -131,6 +134,7 @@ impl App {
             routes,
             running: Arc::new(AtomicUsize::new(0)),
             guest_log: guest_log.map(OutputFile::new),
+            outgoing: Outgoing::new(),
         })
     }
 
@@ -477,7 +481,7 @@ impl WasiHttpView for HostState {
             });
             return Ok(HostFutureIncomingResponse::pending(handle));
         }
-        Ok(default_send_request(request, config))
+        Ok(self.app.outgoing.send(request, config))
     }
 }
 
