@@ -326,10 +326,11 @@ fn new_engine() -> Result<Engine> {
     }
 }
 
-/// Instances to keep ready in the pool: well above the 50 requests in flight of DESIGN's
-/// budget plus the work they kick off, and small enough that several hosts in one test
-/// process fit in the address space (each memory reserves about 4 GiB of it).
-const POOLED_INSTANCES: u32 = 200;
+/// Instances the pool holds at once, Spin's default (`SPIN_MAX_INSTANCE_COUNT`). A request's
+/// instance lives on while it works after its answer, and so does each one it kicks: 50
+/// `/start`s in flight, each kicking reactions, which calls the scaler, hold far more than 50.
+/// When the pool is full, a request fails as it would on Spin.
+const POOLED_INSTANCES: u32 = 1_000;
 
 /// The pooling allocator as Spin configures it by default: fresh instances reuse slots whose
 /// memory stays mapped, instead of an mmap and munmap per request. The per-component limits are

@@ -47,7 +47,7 @@ struct HostTime {
 }
 
 /// Collects the host-side times of every `/interactions` request from the host's log line
-/// (`METHOD path component status <N>us instantiate=<M>us`).
+/// (`METHOD path component status <N>us instantiate=<M>us`), and shows its warnings and errors.
 struct HostTimes(Mutex<Vec<HostTime>>);
 
 static HOST_TIMES: HostTimes = HostTimes(Mutex::new(Vec::new()));
@@ -60,6 +60,10 @@ impl log::Log for HostTimes {
     fn log(&self, record: &log::Record) {
         if !self.enabled(record.metadata()) {
             return;
+        }
+        // A failure inside the host (no instance to be had, say) must not pass unseen.
+        if record.level() <= log::Level::Warn {
+            eprintln!("host {}: {}", record.level(), record.args());
         }
         if let Some(time) = parse_host_line(&record.args().to_string()) {
             self.0.lock().expect("not poisoned").push(time);
