@@ -121,7 +121,9 @@ impl Spin {
             .arg(state.path())
             .current_dir(state.path())
             .stdin(Stdio::null())
-            .kill_on_drop(true);
+            // Its own process group: `spin up` runs the app in a child process, and a stop
+            // must reach both, as Ctrl-C in a terminal does.
+            .process_group(0);
         // Only this app's variables, whatever the calling shell has set.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("SPIN_VARIABLE_") {
@@ -149,8 +151,10 @@ impl Spin {
         let child = command
             .spawn()
             .with_context(|| format!("starting {} up", self.program.display()))?;
+        let group = child.id().and_then(|p| libc::pid_t::try_from(p).ok());
         let mut up = SpinUp {
             child,
+            group,
             _state: state,
         };
         up.wait_ready(listen).await?;
@@ -180,10 +184,19 @@ fn stderr() -> Result<Stdio, String> {
         .map_err(|e| format!("duplicating stderr: {e}"))
 }
 
-/// A running `spin up`.
+/// A running `spin up` and the trigger process it started, in their own process group.
 pub struct SpinUp {
     child: Child,
+    /// The group's id, the leader's pid: still the group's once the leader is gone.
+    group: Option<libc::pid_t>,
     _state: tempfile::TempDir,
+}
+
+impl Drop for SpinUp {
+    /// A sandbox dropped without [`SpinUp::stop`] (a test that panicked) leaves no Spin behind.
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
 }
 
 impl SpinUp {
@@ -211,12 +224,7 @@ impl SpinUp {
 
     /// Ctrl-C, as a person stops `spin up`; killed if it does not end within [`STOP_WITHIN`].
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
-            // SAFETY: a plain signal to our own child, which has not been reaped yet.
-            unsafe {
-                libc::kill(pid, libc::SIGINT);
-            }
-        }
+        self.signal(libc::SIGINT);
         if tokio::time::timeout(STOP_WITHIN, self.child.wait())
             .await
             .is_err()
@@ -225,7 +233,17 @@ impl SpinUp {
                 "sandbox: spin up did not stop within {} s; killing it",
                 STOP_WITHIN.as_secs()
             );
-            let _ = self.child.kill().await;
+        }
+        // Drop kills whatever is left of the group.
+    }
+
+    /// Sends `signal` to every process left in the group.
+    fn signal(&self, signal: libc::c_int) {
+        if let Some(group) = self.group {
+            // SAFETY: a plain signal to the process group our own child started.
+            unsafe {
+                libc::kill(-group, signal);
+            }
         }
     }
 }
