@@ -39,6 +39,32 @@ impl HostKind {
     }
 }
 
+/// The host a person asks for on a command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum HostChoice {
+    /// Spin when it is installed, the local host otherwise.
+    Auto,
+    /// The local host, `dev/spin-host`.
+    Local,
+    /// Real Spin (`HEIMDALL_SPIN`, or `spin` on `PATH`); an error where there is none.
+    Spin,
+}
+
+impl HostChoice {
+    pub fn kind(self) -> anyhow::Result<HostKind> {
+        match self {
+            HostChoice::Auto => HostKind::best(),
+            HostChoice::Local => Ok(HostKind::Local),
+            HostChoice::Spin => match Spin::find()? {
+                Some(spin) => Ok(HostKind::Spin(spin)),
+                None => anyhow::bail!(
+                    "no Spin found: install Spin 3 on PATH or set HEIMDALL_SPIN to its binary"
+                ),
+            },
+        }
+    }
+}
+
 /// What a host needs to run the app on loopback.
 pub struct AppConfig {
     pub listen: SocketAddr,

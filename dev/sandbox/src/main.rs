@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use heimdall_sandbox::app_host::HostKind;
+use heimdall_sandbox::app_host::HostChoice;
 use heimdall_sandbox::scenario::{capacity, evening, eviction, idle};
-use heimdall_sandbox::spin::Spin;
 use heimdall_sandbox::transcript::Transcript;
 use heimdall_sandbox::{Options, Sandbox};
 
@@ -23,29 +22,7 @@ struct Cli {
     /// What runs the components: real Spin (`spin build` + `spin up`, from `HEIMDALL_SPIN` or
     /// `PATH`), the local host, or Spin when it is installed and the local host otherwise.
     #[arg(long, value_enum, default_value = "auto", env = "HEIMDALL_HOST")]
-    host: Host,
-}
-
-#[derive(ValueEnum, Clone, Copy)]
-enum Host {
-    Auto,
-    Local,
-    Spin,
-}
-
-impl Host {
-    fn kind(self) -> anyhow::Result<HostKind> {
-        match self {
-            Host::Auto => HostKind::best(),
-            Host::Local => Ok(HostKind::Local),
-            Host::Spin => match Spin::find()? {
-                Some(spin) => Ok(HostKind::Spin(spin)),
-                None => anyhow::bail!(
-                    "no Spin found: install Spin 3 on PATH or set HEIMDALL_SPIN to its binary"
-                ),
-            },
-        }
-    }
+    host: HostChoice,
 }
 
 #[derive(ValueEnum, Clone, Copy)]

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use heimdall_sandbox::app_host::HostChoice;
 use heimdall_sandbox::client::HttpClient;
 use heimdall_sandbox::player::Forgery;
 use heimdall_sandbox::{Options, Sandbox};
@@ -30,6 +31,10 @@ struct Args {
     /// throughput runs send five times as many.
     #[arg(long, default_value_t = 2_000, env = "HEIMDALL_BENCH_REQUESTS")]
     requests: usize,
+    /// What runs the component: the local host (DESIGN's budgets are measured there, with its
+    /// host-side times) or real Spin (`HEIMDALL_SPIN` or `PATH`; client-side times only).
+    #[arg(long, value_enum, default_value = "local", env = "HEIMDALL_HOST")]
+    host: HostChoice,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -132,9 +137,12 @@ async fn main() -> anyhow::Result<()> {
     // The components' log lines go to a file: thousands of requests would bury the results.
     let component_log = heimdall_sandbox::cache_dir().join("bench/components.log");
     let _ = std::fs::remove_file(&component_log);
+    let host = args.host.kind()?;
+    println!("Components on {}", host.describe());
     let options = Options {
         tick_every: Duration::from_secs(3600),
         component_log: Some(component_log),
+        host,
         ..Options::default()
     };
     let sandbox = Sandbox::start(options).await?;
@@ -242,6 +250,10 @@ fn report(what: &str, times: &[Duration]) {
 /// Host-side times, then their two parts: creating the instance, and the rest (routing and the
 /// guest's work up to its answer).
 fn report_host(what: &str, times: &[HostTime]) {
+    if times.is_empty() {
+        // Real Spin: its own times are not in this process.
+        return;
+    }
     let parts = |f: fn(&HostTime) -> Duration| times.iter().map(f).collect::<Vec<_>>();
     println!(
         "{what}, host-side: n={} {} (instantiate {}; rest {})",
