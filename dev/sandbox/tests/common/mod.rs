@@ -9,8 +9,8 @@ use heimdall_sandbox::spin::Spin;
 use heimdall_sandbox::{Options, Sandbox};
 
 /// Declares each named `async fn(HostKind)` as two tests: `local::<name>` on the local host,
-/// always, and `spin::<name>` on real Spin, which passes with a note where Spin is not
-/// installed (see [`spin`]).
+/// always, and `spin::<name>` on real Spin, which passes at once where Spin is not installed
+/// (`scripts/test` says which Spin it found; see [`spin`]).
 macro_rules! on_every_host {
     ($($name:ident),* $(,)?) => {
         mod local {
