@@ -135,6 +135,10 @@ impl Spin {
         }
         match &component_log {
             Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
