@@ -5,7 +5,6 @@
 mod config;
 mod discord;
 mod doctor;
-mod http;
 mod manifest;
 mod permissions;
 mod progress;

@@ -7,10 +7,10 @@ use heimdall_events::CommandKind;
 use serde_json::{json, Value};
 
 use crate::discord::{self, DiscordError, Scope};
-use crate::http::Http;
 use crate::manifest::{env_name, Manifest};
 use crate::progress::Progress;
 use crate::values::{Source, Values};
+use heimdall_native_io::Http;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

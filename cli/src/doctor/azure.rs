@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{Finding, Report};
-use crate::http::Http;
 use crate::permissions::{self, Permission};
+use heimdall_native_io::Http;
 
 /// Warn this many days before the client secret expires.
 const EXPIRY_WARNING_DAYS: i64 = 30;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Finding, Report};
 use crate::discord::{self, Application, DiscordError};
-use crate::http::Http;
+use heimdall_native_io::Http;
 
 /// Discord gives up on an interaction that is not answered within 3 seconds.
 const DISCORD_WAITS: Duration = Duration::from_secs(3);

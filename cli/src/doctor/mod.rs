@@ -8,10 +8,10 @@ mod storage;
 
 use std::process::ExitCode;
 
-use crate::http::Http;
 use crate::manifest::{env_name, Manifest};
 use crate::progress::Progress;
 use crate::values::{Source, Values};
+use heimdall_native_io::Http;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

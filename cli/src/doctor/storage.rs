@@ -8,7 +8,7 @@ use heimdall_azure_storage::{check as answered_ok, Account, Endpoint, Queue, Sto
 use heimdall_server_state::stored;
 
 use super::{Finding, Report};
-use crate::http::{Http, Unreachable};
+use heimdall_native_io::{Http, Unreachable};
 
 /// The app's queues; infra/storage.tf creates them (infra/policy holds Terraform to this list).
 pub const QUEUES: [&str; 4] = heimdall_events::queues::ALL;

@@ -1,11 +1,12 @@
-//! Sends the `http::Request` values that the sans-IO crates build, over ureq (HTTPS with rustls
-//! to the real services, plain HTTP to the local fakes), and times each answer.
+//! The I/O the native shells share, the agent on the VM and the owner's command line: sending
+//! the `http::Request` values that the sans-IO crates build, over ureq (HTTPS with rustls to the
+//! real services, plain HTTP to the local fakes), and timing each answer.
 
 use std::error::Error as _;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-/// Every answer we read is small (JSON, queue XML); a larger body is cut here.
+/// Every answer we read is small (JSON, queue XML, IMDS text); a larger body is cut here.
 const MAX_BODY: u64 = 1024 * 1024;
 
 /// No answer came: DNS, connection, TLS or timeout. Says why, never with the URL's query.
@@ -24,12 +25,14 @@ pub struct Answer {
     pub elapsed: Duration,
 }
 
+/// One client for a process's whole life, so that connections are reused.
 #[derive(Clone)]
 pub struct Http {
     agent: ureq::Agent,
 }
 
 impl Http {
+    /// Each call may take `timeout` in all, its connection at most 5 s of it.
     pub fn new(timeout: Duration) -> Http {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(timeout.min(Duration::from_secs(5)))
@@ -103,4 +106,9 @@ fn into_http(response: ureq::Response) -> Result<http::Response<Vec<u8>>, Unreac
     builder
         .body(body)
         .map_err(|e| Unreachable(format!("the answer is not valid HTTP: {e}")))
+}
+
+/// For logs: a query may hold a SAS token or other secrets.
+pub fn without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
 }
