@@ -106,6 +106,19 @@ impl Follower {
         }
     }
 
+    /// Whether a poll that delivered nothing means that every line written so far has been
+    /// delivered. A command just started may not have printed the log's backlog yet: that
+    /// takes its first output, or a quiet second.
+    pub fn at_end(&self) -> bool {
+        match self {
+            Follower::File(_) => true,
+            Follower::Command(command) => command
+                .running
+                .as_ref()
+                .is_some_and(|running| running.heard || running.started.elapsed() >= QUIET_START),
+        }
+    }
+
     /// Waits up to `delay` (less if `stop` is set) before the next poll. A command's output
     /// ends the wait as soon as it arrives; a file is simply polled again after the delay.
     pub fn wait(&mut self, stop: &AtomicBool, delay: Duration) {
@@ -267,6 +280,8 @@ fn open_at(path: &Path, from_start: bool) -> io::Result<OpenFile> {
 /// this many times [`READ_CHUNK`] bytes); a full channel makes the reader wait, and the command
 /// with it, instead of growing memory.
 const COMMAND_BACKLOG: usize = 16;
+/// A command that has printed nothing this long after its start has no backlog to print.
+const QUIET_START: Duration = Duration::from_secs(1);
 
 /// Runs `sh -c <command>` in its own process group and follows its standard output. When the
 /// command ends (the container restarted, say) it is started again after a growing pause.
@@ -285,6 +300,9 @@ pub struct CommandFollower {
 struct Running {
     child: Child,
     output: Receiver<Vec<u8>>,
+    started: Instant,
+    /// The command has printed something.
+    heard: bool,
 }
 
 impl CommandFollower {
@@ -307,16 +325,22 @@ impl CommandFollower {
             self.start();
             return 0;
         }
-        let mut count = match self.early.take() {
-            Some(chunk) => self.lines.push(&chunk, on_line),
-            None => 0,
-        };
         let Some(running) = self.running.as_mut() else {
-            return count;
+            return 0;
+        };
+        let mut count = match self.early.take() {
+            Some(chunk) => {
+                running.heard = true;
+                self.lines.push(&chunk, on_line)
+            }
+            None => 0,
         };
         for _ in 0..MAX_CHUNKS_PER_POLL {
             match running.output.try_recv() {
-                Ok(chunk) => count += self.lines.push(&chunk, on_line),
+                Ok(chunk) => {
+                    running.heard = true;
+                    count += self.lines.push(&chunk, on_line);
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     count += self.lines.finish(on_line);
@@ -412,7 +436,12 @@ fn spawn(command: &str) -> io::Result<Running> {
     thread::Builder::new()
         .name("log-command".into())
         .spawn(move || forward_output(stdout, sender))?;
-    Ok(Running { child, output })
+    Ok(Running {
+        child,
+        output,
+        started: Instant::now(),
+        heard: false,
+    })
 }
 
 /// The reader thread: forwards raw output chunks (lines are split on the polling side); ends
@@ -474,5 +503,28 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].len(), MAX_LINE);
         assert!(lines[1].ends_with("ok"));
+    }
+
+    #[test]
+    fn a_command_is_at_its_end_only_once_it_printed_or_stayed_quiet() {
+        let mut lines = Vec::new();
+        let mut poll = |follower: &mut Follower| {
+            follower.poll(&mut |line| lines.push(line.to_owned()));
+        };
+        let mut printing = Follower::open(&LogSource::Command("sleep 0.3; echo backlog".into()));
+        poll(&mut printing);
+        assert!(!printing.at_end(), "started, nothing printed yet");
+        let never = AtomicBool::new(false);
+        printing.wait(&never, Duration::from_secs(5));
+        poll(&mut printing);
+        assert!(printing.at_end(), "its backlog has come");
+
+        let mut quiet = Follower::open(&LogSource::Command("sleep 30".into()));
+        poll(&mut quiet);
+        assert!(!quiet.at_end());
+        thread::sleep(QUIET_START);
+        assert!(quiet.at_end(), "a second without output");
+        drop((printing, quiet));
+        assert_eq!(lines, vec!["backlog"]);
     }
 }

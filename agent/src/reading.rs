@@ -45,6 +45,10 @@ pub(crate) fn follow(agent: &Agent, mut follower: Follower) {
             let online: Vec<String> = reading.parser.online().map(str::to_owned).collect();
             *agent.players.lock().unwrap_or_else(|e| e.into_inner()) = online;
         } else {
+            if follower.at_end() {
+                // Everything written so far is read and its events spooled.
+                agent.stopper.read_to_end();
+            }
             follower.wait(&agent.stop, idle.next_delay());
         }
     }

@@ -2,6 +2,11 @@
 //! The stop command (`docker stop valheim`: SIGTERM, then up to the container's stop timeout) is
 //! run once at a time; a second caller (an eviction while a /stop is saving) waits for the stop
 //! in progress and shares its outcome.
+//!
+//! "Saved" means a save line written after the stop began. The reader may still be working
+//! through older lines when a stop comes (an agent that restarted rereads the log), so the stop
+//! first waits for the reader to reach the end of the log, and counts only saves read after
+//! that.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,6 +19,9 @@ use crate::backoff::STOP_CHECK;
 /// After the stop command returns, how long the log may take to show the save (it is read by
 /// another thread, from `docker logs -f`).
 const SAVE_GRACE: Duration = Duration::from_secs(3);
+/// How long a stop waits for the reader to work through the log's backlog before it stops the
+/// game anyway (a reader that is not following yet, still waiting for the metadata service).
+const CATCH_UP: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
 
 /// How a stop went.
@@ -29,6 +37,8 @@ pub struct GameStopper {
     timeout: Duration,
     /// World saves seen in the log so far (the log reader counts them).
     saves: AtomicU64,
+    /// Polls that found the log read to its end (the log reader counts them).
+    reads_to_end: AtomicU64,
     state: Mutex<State>,
     done: Condvar,
 }
@@ -45,6 +55,7 @@ impl GameStopper {
             command: command.to_owned(),
             timeout,
             saves: AtomicU64::new(0),
+            reads_to_end: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             done: Condvar::new(),
         }
@@ -53,6 +64,11 @@ impl GameStopper {
     /// The log reader saw a world save.
     pub fn saw_save(&self) {
         self.saves.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The log reader found nothing new: every line written before now has been read.
+    pub fn read_to_end(&self) {
+        self.reads_to_end.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Stops the game and waits for its save; `stop` cuts the waiting short.
@@ -78,7 +94,7 @@ impl GameStopper {
 
     fn run(&self, stop: &AtomicBool) -> StopReport {
         let started = Instant::now();
-        let saves_before = self.saves.load(Ordering::SeqCst);
+        let saves_before = self.saves_once_caught_up(stop);
         tracing::info!(command = self.command, "stopping the game");
         match spawn(&self.command) {
             Ok(child) => self.wait_for_exit(child, started, stop),
@@ -99,6 +115,21 @@ impl GameStopper {
             "the game stopped"
         );
         report
+    }
+
+    /// The saves counted once the reader has read what the log held when the stop began, so
+    /// that a save from the backlog is not taken for the stop's.
+    fn saves_once_caught_up(&self, stop: &AtomicBool) -> u64 {
+        let mark = self.reads_to_end.load(Ordering::SeqCst);
+        let deadline = Instant::now() + CATCH_UP;
+        let behind = || self.reads_to_end.load(Ordering::SeqCst) == mark;
+        while behind() && Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+            thread::sleep(POLL);
+        }
+        if behind() {
+            tracing::warn!("the log reader has not caught up within {CATCH_UP:?}; stopping anyway");
+        }
+        self.saves.load(Ordering::SeqCst)
     }
 
     fn wait_for_exit(&self, mut child: Child, started: Instant, stop: &AtomicBool) {
@@ -153,12 +184,52 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// Stands for the log reader: reaches the end of the log every 10 ms, after `backlog`.
+    struct Reader {
+        done: Arc<AtomicBool>,
+        thread: Option<thread::JoinHandle<()>>,
+    }
+
+    impl Reader {
+        fn start(stopper: &Arc<GameStopper>, backlog: Duration) -> Reader {
+            let done = Arc::new(AtomicBool::new(false));
+            let thread = thread::spawn({
+                let (stopper, done) = (stopper.clone(), done.clone());
+                move || {
+                    thread::sleep(backlog);
+                    while !done.load(Ordering::SeqCst) {
+                        stopper.read_to_end();
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            });
+            Reader {
+                done,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for Reader {
+        fn drop(&mut self) {
+            self.done.store(true, Ordering::SeqCst);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn stopper(command: &str, timeout: Duration) -> Arc<GameStopper> {
+        Arc::new(GameStopper::new(command, timeout))
+    }
+
     #[test]
     fn a_save_seen_during_the_stop_counts() {
-        let stopper = Arc::new(GameStopper::new("sleep 0.1", Duration::from_secs(5)));
+        let stopper = stopper("sleep 0.1", Duration::from_secs(5));
+        let _reader = Reader::start(&stopper, Duration::ZERO);
         let seen = stopper.clone();
         let saver = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(80));
             seen.saw_save();
         });
         let report = stopper.stop(&AtomicBool::new(false));
@@ -168,16 +239,41 @@ mod tests {
     }
 
     #[test]
+    fn a_save_from_the_backlog_is_not_the_stops() {
+        let stopper = stopper("true", Duration::from_secs(5));
+        // The reader works through older lines for 300 ms; one of them is a save.
+        let _reader = Reader::start(&stopper, Duration::from_millis(300));
+        let seen = stopper.clone();
+        let backlog = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            seen.saw_save();
+        });
+        let report = stopper.stop(&AtomicBool::new(false));
+        backlog.join().unwrap();
+        assert!(!report.saved);
+    }
+
+    #[test]
     fn no_save_waits_out_the_grace_and_says_so() {
-        let stopper = GameStopper::new("true", Duration::from_secs(5));
+        let stopper = stopper("true", Duration::from_secs(5));
+        let _reader = Reader::start(&stopper, Duration::ZERO);
         let report = stopper.stop(&AtomicBool::new(false));
         assert!(!report.saved);
         assert!(report.duration >= SAVE_GRACE);
     }
 
     #[test]
+    fn a_reader_that_never_catches_up_delays_the_stop_only_so_long() {
+        let stopper = stopper("true", Duration::from_secs(5));
+        let report = stopper.stop(&AtomicBool::new(false));
+        assert!(!report.saved);
+        assert!(report.duration >= CATCH_UP + SAVE_GRACE);
+    }
+
+    #[test]
     fn a_hung_stop_is_given_up_at_the_timeout() {
-        let stopper = GameStopper::new("sleep 30", Duration::from_millis(200));
+        let stopper = stopper("sleep 30", Duration::from_millis(200));
+        let _reader = Reader::start(&stopper, Duration::ZERO);
         let started = Instant::now();
         let report = stopper.stop(&AtomicBool::new(false));
         assert!(!report.saved);
@@ -189,10 +285,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("heimdall-stopper-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let stops = dir.join("stops");
-        let stopper = Arc::new(GameStopper::new(
+        let stopper = stopper(
             &format!("sleep 0.3; echo once >> '{}'", stops.display()),
             Duration::from_secs(5),
-        ));
+        );
+        let _reader = Reader::start(&stopper, Duration::ZERO);
         let other = stopper.clone();
         let second = thread::spawn(move || {
             thread::sleep(Duration::from_millis(50));
