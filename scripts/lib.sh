@@ -13,6 +13,23 @@ cd "$ROOT"
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
+# Cargo decides what to rebuild from file times, not from the checkout's path, yet our tests and
+# tools embed their checkout's path (env!("CARGO_MANIFEST_DIR"), to find the contracts, say).
+# When the shared build cache was last filled from another checkout of the same sources, its
+# outputs would point there: make cargo rebuild this checkout's crates (dependencies stay). A
+# cache of unknown origin (filled before this check existed) is treated the same way.
+claim_build_cache() {
+  local stamp="$CARGO_TARGET_DIR/.heimdall-checkout" last=""
+  [ -f "$stamp" ] && last="$(cat "$stamp")"
+  if [ "$last" != "$ROOT" ] && [ -d "$CARGO_TARGET_DIR/debug" ]; then
+    say "the build cache was last used from ${last:-another checkout}; rebuilding this checkout's crates"
+    git ls-files -z -- '*.rs' | xargs -0 -r touch --
+  fi
+  mkdir -p "$CARGO_TARGET_DIR"
+  printf '%s\n' "$ROOT" >"$stamp"
+}
+claim_build_cache
+
 ensure_wasm_target() {
   if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     say "installing the wasm32-wasip2 target"
