@@ -108,14 +108,15 @@ impl Follower {
 
     /// Whether a poll that delivered nothing means that every line written so far has been
     /// delivered. A command just started may not have printed the log's backlog yet: that
-    /// takes its first output, or a quiet second.
+    /// takes its first output, or a quiet second. A command that ended has delivered all it
+    /// printed; what is written until it starts again is read from the start then.
     pub fn at_end(&self) -> bool {
         match self {
             Follower::File(_) => true,
             Follower::Command(command) => command
                 .running
                 .as_ref()
-                .is_some_and(|running| running.heard || running.started.elapsed() >= QUIET_START),
+                .is_none_or(|running| running.heard || running.started.elapsed() >= QUIET_START),
         }
     }
 
@@ -506,17 +507,23 @@ mod tests {
     }
 
     #[test]
-    fn a_command_is_at_its_end_only_once_it_printed_or_stayed_quiet() {
+    fn a_command_is_at_its_end_once_it_printed_stayed_quiet_or_ended() {
         let mut lines = Vec::new();
+        let never = AtomicBool::new(false);
         let mut poll = |follower: &mut Follower| {
             follower.poll(&mut |line| lines.push(line.to_owned()));
+            follower.wait(&never, Duration::from_millis(50));
         };
-        let mut printing = Follower::open(&LogSource::Command("sleep 0.3; echo backlog".into()));
+        let printing = "sleep 0.3; echo backlog; sleep 30";
+        let mut printing = Follower::open(&LogSource::Command(printing.into()));
         poll(&mut printing);
         assert!(!printing.at_end(), "started, nothing printed yet");
-        let never = AtomicBool::new(false);
-        printing.wait(&never, Duration::from_secs(5));
-        poll(&mut printing);
+        for _ in 0..100 {
+            poll(&mut printing);
+            if printing.at_end() {
+                break;
+            }
+        }
         assert!(printing.at_end(), "its backlog has come");
 
         let mut quiet = Follower::open(&LogSource::Command("sleep 30".into()));
@@ -524,7 +531,17 @@ mod tests {
         assert!(!quiet.at_end());
         thread::sleep(QUIET_START);
         assert!(quiet.at_end(), "a second without output");
-        drop((printing, quiet));
+
+        let mut ended = Follower::open(&LogSource::Command("sleep 0.2".into()));
+        poll(&mut ended);
+        for _ in 0..100 {
+            poll(&mut ended);
+            if matches!(&ended, Follower::Command(command) if command.running.is_none()) {
+                break;
+            }
+        }
+        assert!(ended.at_end(), "an ended command delivered all it printed");
+        drop((printing, quiet, ended));
         assert_eq!(lines, vec!["backlog"]);
     }
 }
