@@ -268,6 +268,10 @@ mod tests {
         let report = stopper.stop(&AtomicBool::new(false));
         assert!(!report.saved);
         assert!(report.duration >= CATCH_UP + SAVE_GRACE);
+        assert!(
+            report.duration < CATCH_UP + SAVE_GRACE + Duration::from_secs(2),
+            "{report:?}"
+        );
     }
 
     #[test]
